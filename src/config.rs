@@ -1,0 +1,1 @@
+//! PLACEHOLDER: gateway.yaml lands with the gateway core.

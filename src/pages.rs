@@ -1,0 +1,1 @@
+//! PLACEHOLDER until pages land: login, error and logout pages rendered with minijinja.

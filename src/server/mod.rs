@@ -1,0 +1,1 @@
+//! PLACEHOLDER: the server lands with the gateway core.

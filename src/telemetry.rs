@@ -1,0 +1,1 @@
+//! PLACEHOLDER until telemetry lands: metric names, tracing setup, decision log.
