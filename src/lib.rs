@@ -26,6 +26,8 @@ pub mod server;
 pub mod session;
 #[cfg(feature = "gateway")]
 pub mod telemetry;
+#[cfg(feature = "gateway")]
+pub mod watch;
 
 #[cfg(feature = "gateway")]
 pub use policy::PolicySet;
