@@ -1,1 +1,569 @@
-//! PLACEHOLDER: gateway.yaml lands with the gateway core.
+//! `gateway.yaml` → [`Config`]: `${ENV}` expansion, parsing, and validation that reports every
+//! error at once with file, line and key.
+//!
+//! Raw serde types are turned once into a validated [`Config`]; nothing after this module
+//! re-checks addresses, URLs or paths.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::capability::CapabilityConfig;
+use crate::identity::basic::BasicAuthConfig;
+use crate::identity::providers::ProviderConfig;
+use crate::session::SessionConfig;
+
+/// The validated gateway configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the config came from (`None` for the embedded default); relative paths are resolved.
+    pub source: Option<PathBuf>,
+    pub listen: Vec<SocketAddr>,
+    /// The URL users reach the gateway at; redirect URIs and cookie `Secure` derive from it.
+    pub public_url: url::Url,
+    /// Policy directory, watched for changes; `None` serves the embedded example policies.
+    pub policies: Option<PathBuf>,
+    /// Directory whose templates override the embedded defaults.
+    pub templates: Option<PathBuf>,
+    pub tls: Option<TlsConfig>,
+    pub upstream: UpstreamConfig,
+    pub headers: HeaderConfig,
+    pub session: SessionConfig,
+    pub capability: CapabilityConfig,
+    pub providers: Vec<ProviderConfig>,
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// A separate listener for `/metrics`; `None` serves it on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long in-flight requests may finish after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+}
+
+/// `tls:` — certificate chain and private key, PEM files.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `upstream:` — how the gateway talks to the apps behind it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time until the upstream's response headers arrive; the body may stream for longer.
+    #[serde(with = "humantime_serde")]
+    pub response_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_host: 64,
+        }
+    }
+}
+
+/// `headers:` — header hygiene.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeaderConfig {
+    /// Extra client-sent headers to remove before anything else, beside the built-in identity set.
+    pub strip: Vec<String>,
+    /// Peers whose `X-Forwarded-For` is kept and appended to; from anyone else it is replaced.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Spanned<OneOrMany>>,
+    public_url: Option<Spanned<String>>,
+    policies: Option<Spanned<PathBuf>>,
+    templates: Option<Spanned<PathBuf>>,
+    tls: Option<Spanned<RawTls>>,
+    #[serde(default)]
+    upstream: UpstreamConfig,
+    #[serde(default)]
+    headers: HeaderConfig,
+    #[serde(default)]
+    session: SessionConfig,
+    #[serde(default)]
+    capability: CapabilityConfig,
+    #[serde(default)]
+    providers: Vec<ProviderConfig>,
+    basic_auth: Option<BasicAuthConfig>,
+    metrics_listen: Option<Spanned<String>>,
+    #[serde(default, with = "humantime_serde")]
+    shutdown_grace: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// One problem in a config file, located and with a fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub key: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.key
+        )?;
+        write!(f, ": {}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// The configuration `portcullis serve` uses without `--config`: loopback only, the embedded
+    /// example policies, ephemeral keys.
+    pub fn embedded_default() -> Config {
+        Config {
+            source: None,
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            public_url: url::Url::parse("http://127.0.0.1:8080/").expect("static URL"),
+            policies: None,
+            templates: None,
+            tls: None,
+            upstream: UpstreamConfig::default(),
+            headers: HeaderConfig::default(),
+            session: SessionConfig::default(),
+            capability: CapabilityConfig::default(),
+            providers: Vec::new(),
+            basic_auth: None,
+            metrics_listen: None,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+
+    /// Reads, expands and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            ConfigErrors(vec![ConfigError {
+                file: file.clone(),
+                line: 0,
+                column: 0,
+                key: "(file)".into(),
+                message: format!("cannot read the config file: {err}"),
+                hint: Some(
+                    "pass an existing file with --config, or omit it to use the embedded default"
+                        .into(),
+                ),
+            }])
+        })?;
+        Config::parse(&text, path, |name| std::env::var(name).ok())
+    }
+
+    /// Parses config text; `env` resolves `${NAME}` references (injected so tests need no globals).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        let expanded = expand_env(text, &file, &env)?;
+        let raw: RawConfig = serde_saphyr::from_str(&expanded).map_err(|err| {
+            let (line, column) = err
+                .location()
+                .map(|loc| (loc.line(), loc.column()))
+                .unwrap_or((0, 0));
+            let plain = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
+            ConfigErrors(vec![ConfigError {
+                file: file.clone(),
+                line,
+                column,
+                key: "(yaml)".into(),
+                message: err.render_with_options(plain),
+                hint: Some("see the gateway.yaml reference in README.md".into()),
+            }])
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Validator::new(file, base).finish(raw, path)
+    }
+}
+
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Collects every validation error before giving up, so an operator fixes them in one pass.
+struct Validator<'a> {
+    file: String,
+    base: &'a Path,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Validator<'a> {
+    fn new(file: String, base: &'a Path) -> Self {
+        Validator {
+            file,
+            base,
+            errors: Vec::new(),
+        }
+    }
+
+    fn error<T>(&mut self, at: &Spanned<T>, key: &str, message: String, hint: &str) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line: at.referenced.line(),
+            column: at.referenced.column(),
+            key: key.into(),
+            message,
+            hint: (!hint.is_empty()).then(|| hint.to_string()),
+        });
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base.join(path)
+        }
+    }
+
+    fn existing_dir(&mut self, at: &Spanned<PathBuf>, key: &str) -> Option<PathBuf> {
+        let path = self.resolve(&at.value);
+        if path.is_dir() {
+            Some(path)
+        } else {
+            let message = format!("{} is not a directory", path.display());
+            self.error(
+                at,
+                key,
+                message,
+                "create it, or fix the path (relative paths start at the config file's directory)",
+            );
+            None
+        }
+    }
+
+    fn socket_addr<T>(&mut self, at: &Spanned<T>, value: &str, key: &str) -> Option<SocketAddr> {
+        match value.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                let message = format!("`{value}` is not an IP address with a port");
+                self.error(
+                    at,
+                    key,
+                    message,
+                    "write it like 127.0.0.1:8080 or [::1]:8080",
+                );
+                None
+            }
+        }
+    }
+
+    fn finish(mut self, raw: RawConfig, path: &Path) -> Result<Config, ConfigErrors> {
+        let defaults = Config::embedded_default();
+
+        let listen = match &raw.listen {
+            None => defaults.listen.clone(),
+            Some(spanned) => {
+                let values = match &spanned.value {
+                    OneOrMany::One(one) => vec![one.clone()],
+                    OneOrMany::Many(many) => many.clone(),
+                };
+                if values.is_empty() {
+                    self.error(
+                        spanned,
+                        "listen",
+                        "no address given".into(),
+                        "e.g. listen: 127.0.0.1:8080",
+                    );
+                }
+                values
+                    .iter()
+                    .filter_map(|value| self.socket_addr(spanned, value, "listen"))
+                    .collect()
+            }
+        };
+
+        let public_url = match &raw.public_url {
+            None => {
+                let first = listen.first().copied().unwrap_or(defaults.listen[0]);
+                let scheme = if raw.tls.is_some() { "https" } else { "http" };
+                url::Url::parse(&format!("{scheme}://{first}/")).expect("socket address URL")
+            }
+            Some(spanned) => match url::Url::parse(&spanned.value) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
+                Ok(_) | Err(_) => {
+                    let message = format!("`{}` is not an http(s) URL", spanned.value);
+                    self.error(
+                        spanned,
+                        "public_url",
+                        message,
+                        "the URL users open, e.g. https://apps.example.com",
+                    );
+                    defaults.public_url.clone()
+                }
+            },
+        };
+
+        let policies = raw
+            .policies
+            .as_ref()
+            .and_then(|at| self.existing_dir(at, "policies"));
+        let templates = raw
+            .templates
+            .as_ref()
+            .and_then(|at| self.existing_dir(at, "templates"));
+
+        let tls = raw.tls.as_ref().and_then(|at| {
+            let cert = self.resolve(&at.value.cert);
+            let key = self.resolve(&at.value.key);
+            let mut ok = true;
+            for (name, file) in [("tls.cert", &cert), ("tls.key", &key)] {
+                if !file.is_file() {
+                    let message = format!("{} does not exist", file.display());
+                    self.error(at, name, message, "give PEM files readable by the gateway");
+                    ok = false;
+                }
+            }
+            ok.then_some(TlsConfig { cert, key })
+        });
+
+        let metrics_listen = raw
+            .metrics_listen
+            .as_ref()
+            .and_then(|at| self.socket_addr(at, &at.value, "metrics_listen"));
+
+        if !self.errors.is_empty() {
+            return Err(ConfigErrors(self.errors));
+        }
+        Ok(Config {
+            source: Some(path.to_path_buf()),
+            listen,
+            public_url,
+            policies,
+            templates,
+            tls,
+            upstream: raw.upstream,
+            headers: raw.headers,
+            session: raw.session,
+            capability: raw.capability,
+            providers: raw.providers,
+            basic_auth: raw.basic_auth,
+            metrics_listen,
+            shutdown_grace: raw.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+        })
+    }
+}
+
+/// Replaces `${NAME}` and `${NAME:-default}`; `$$` is a literal `$`. Every unset variable is
+/// reported with its line. Values may not contain a newline: that would shift line numbers and
+/// could smuggle YAML structure into the file.
+fn expand_env(
+    text: &str,
+    file: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigErrors> {
+    let mut out = String::with_capacity(text.len());
+    let mut errors = Vec::new();
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(pos) = rest.find('$') {
+            out.push_str(&rest[..pos]);
+            let after = &rest[pos + 1..];
+            if let Some(tail) = after.strip_prefix('$') {
+                out.push('$');
+                rest = tail;
+            } else if let Some(body) = after.strip_prefix('{') {
+                let column = (line.len() - rest.len() + pos + 1) as u64;
+                let Some(end) = body.find('}') else {
+                    errors.push(env_error(
+                        file,
+                        index,
+                        column,
+                        "unclosed `${`",
+                        "write ${NAME}, or $$ for a literal $",
+                    ));
+                    out.push_str(&rest[pos..]);
+                    rest = "";
+                    continue;
+                };
+                let (name, default) = match body[..end].split_once(":-") {
+                    Some((name, default)) => (name, Some(default)),
+                    None => (&body[..end], None),
+                };
+                match env(name).or_else(|| default.map(str::to_string)) {
+                    Some(value) if value.contains('\n') => errors.push(env_error(
+                        file,
+                        index,
+                        column,
+                        &format!("environment variable {name} contains a newline"),
+                        "put multi-line secrets in a file and reference the file",
+                    )),
+                    Some(value) => out.push_str(&value),
+                    None => errors.push(env_error(
+                        file,
+                        index,
+                        column,
+                        &format!("environment variable {name} is not set"),
+                        &format!("export {name}, or give a default: ${{{name}:-value}}"),
+                    )),
+                }
+                rest = &body[end + 1..];
+            } else {
+                out.push('$');
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn env_error(file: &str, line_index: usize, column: u64, message: &str, hint: &str) -> ConfigError {
+    ConfigError {
+        file: file.into(),
+        line: line_index as u64 + 1,
+        column,
+        key: "${…}".into(),
+        message: message.into(),
+        hint: Some(hint.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        let env = |name: &str| match name {
+            "SECRET" => Some("s3cr3t".to_string()),
+            "MULTI" => Some("a\nb".to_string()),
+            _ => None,
+        };
+        Config::parse(text, Path::new("/etc/portcullis/gateway.yaml"), env)
+    }
+
+    #[test]
+    fn minimal_file_takes_defaults() {
+        let config = parse("listen: 127.0.0.1:9000\n").unwrap();
+        assert_eq!(config.listen, vec!["127.0.0.1:9000".parse().unwrap()]);
+        assert_eq!(config.public_url.as_str(), "http://127.0.0.1:9000/");
+        assert_eq!(config.upstream.connect_timeout, Duration::from_secs(5));
+        assert_eq!(config.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+    }
+
+    #[test]
+    fn durations_are_humane() {
+        let config = parse("upstream:\n  response_timeout: 250ms\nshutdown_grace: 2s\n").unwrap();
+        assert_eq!(config.upstream.response_timeout, Duration::from_millis(250));
+        assert_eq!(config.shutdown_grace, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn env_references_expand_and_defaults_apply() {
+        let out = expand_env("a: ${SECRET}\nb: ${NOPE:-x}\nc: $$5\n", "f", &|n: &str| {
+            (n == "SECRET").then(|| "v".to_string())
+        })
+        .unwrap();
+        assert_eq!(out, "a: v\nb: x\nc: $5\n");
+    }
+
+    #[test]
+    fn every_unset_variable_is_reported_with_its_line() {
+        let errors = parse("public_url: ${A}\nlisten: ${B}\n").unwrap_err();
+        let lines: Vec<u64> = errors.0.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![1, 2]);
+        assert!(
+            errors
+                .to_string()
+                .contains("environment variable B is not set")
+        );
+    }
+
+    #[test]
+    fn multi_line_env_value_is_refused() {
+        let errors = parse("public_url: ${MULTI}\n").unwrap_err();
+        assert!(errors.0[0].message.contains("newline"), "{errors}");
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let errors = parse("listen: 127.0.0.1:9000\nlisten_typo: 1\n").unwrap_err();
+        let error = &errors.0[0];
+        assert_eq!(error.file, "/etc/portcullis/gateway.yaml");
+        assert_eq!(error.line, 2, "{errors}");
+        assert!(error.message.contains("listen_typo"), "{errors}");
+    }
+
+    #[test]
+    fn all_validation_errors_are_reported_at_once() {
+        let text = "listen: [nope, 127.0.0.1:1]\npublic_url: ftp://x\npolicies: /definitely/missing\nmetrics_listen: bad\n";
+        let errors = parse(text).unwrap_err();
+        let keys: Vec<&str> = errors.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec!["listen", "public_url", "policies", "metrics_listen"]
+        );
+        let lines: Vec<u64> = errors.0.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![1, 2, 3, 4]);
+        assert!(errors.to_string().contains("hint:"));
+    }
+
+    #[test]
+    fn relative_directories_resolve_against_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pol")).unwrap();
+        let path = dir.path().join("gateway.yaml");
+        let config = Config::parse("policies: pol\n", &path, |_| None).unwrap();
+        assert_eq!(config.policies, Some(dir.path().join("pol")));
+    }
+}

@@ -4,7 +4,9 @@
 //! (or none) and a [`RequestInfo`] and returns a [`Decision`].
 
 mod decide;
+mod reload;
 mod request;
 
 pub use decide::{Decision, Outcome, PolicySet, Route, Upstream};
+pub use reload::{PolicyStore, ReloadStatus, Snapshot};
 pub use request::{RequestInfo, Scheme};

@@ -1,1 +1,19 @@
-//! PLACEHOLDER: the server lands with the gateway core.
+//! The HTTP side: listeners, the per-request [`guard`], the upstream [`proxy`] and the
+//! [`websocket`] bridge.
+
+mod body;
+mod endpoints;
+mod error;
+mod gateway;
+pub mod guard;
+mod headers;
+pub mod path;
+mod proxy;
+mod respond;
+mod state;
+mod tls;
+pub mod websocket;
+mod whoami;
+
+pub use error::{ErrorSource, GatewayError};
+pub use gateway::Gateway;

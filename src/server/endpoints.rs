@@ -1,0 +1,55 @@
+//! The gateway's own endpoints, answered before any route is matched.
+
+use http::{Method, Request, Response, StatusCode};
+
+use super::body::Body;
+use super::guard::RequestContext;
+use super::respond::with_type;
+use super::state::Shared;
+
+/// Serves `path` if it is one of the gateway's endpoints.
+pub fn serve<B>(
+    shared: &Shared,
+    ctx: &RequestContext,
+    path: &str,
+    request: &Request<B>,
+) -> Option<Response<Body>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return None;
+    }
+    match path {
+        "/healthz" => Some(with_type(
+            StatusCode::OK,
+            "ok\n".into(),
+            "text/plain",
+            &ctx.request_id,
+        )),
+        "/readyz" => Some(readyz(shared, ctx)),
+        _ => None,
+    }
+}
+
+/// Ready once a policy set serves; a failed reload is reported but keeps it ready, because the
+/// last good set is still serving.
+fn readyz(shared: &Shared, ctx: &RequestContext) -> Response<Body> {
+    let status = shared.policies.status();
+    let seconds = |time: std::time::SystemTime| {
+        time.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    let body = serde_json::json!({
+        "ready": true,
+        "policy_generation": status.generation,
+        "policy_loaded_at": seconds(status.loaded_at),
+        "last_reload_error": status.last_error,
+        "last_reload_error_at": status.last_error_at.map(seconds),
+        "websockets": shared.websockets.len(),
+    });
+    with_type(
+        StatusCode::OK,
+        body.to_string(),
+        "application/json",
+        &ctx.request_id,
+    )
+}

@@ -1,0 +1,187 @@
+//! Listeners, connection serving (HTTP/1.1, h2 via ALPN, h2c prior knowledge) and graceful
+//! shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
+
+use super::guard;
+use super::headers::IdentityHeaderStripper;
+use super::proxy::UpstreamClient;
+use super::state::Shared;
+use super::tls;
+use super::websocket::WsRegistry;
+use crate::config::Config;
+use crate::policy::{PolicyStore, Scheme};
+
+/// Slow clients may not hold a connection open without sending their headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A bound, ready-to-run gateway.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    listeners: Vec<TcpListener>,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Gateway {
+    /// Binds every listen address; fails before serving anything if one cannot be bound.
+    pub async fn bind(config: Config, policies: Arc<PolicyStore>) -> anyhow::Result<Gateway> {
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let mut listeners = Vec::with_capacity(config.listen.len());
+        for addr in &config.listen {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            listeners.push(listener);
+        }
+        let strip = IdentityHeaderStripper::new(config.headers.strip.iter().map(String::as_str))
+            .context("headers.strip names an invalid header")?;
+        let shared = Arc::new(Shared {
+            upstream: UpstreamClient::new(&config.upstream)?,
+            websockets: Arc::new(WsRegistry::default()),
+            tasks: TaskTracker::new(),
+            strip,
+            policies,
+            config,
+        });
+        Ok(Gateway {
+            shared,
+            listeners,
+            tls,
+        })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, closes WebSockets with 1001 and
+    /// lets in-flight requests finish within the configured grace period.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Gateway {
+            shared,
+            listeners,
+            tls,
+        } = self;
+        let graceful = GracefulShutdown::new();
+        let recheck = tokio::spawn(recheck_websockets_on_reload(shared.clone()));
+
+        let accepting = futures_util::future::join_all(
+            listeners
+                .into_iter()
+                .map(|listener| accept_loop(listener, shared.clone(), tls.clone(), &graceful)),
+        );
+        tokio::select! {
+            _ = accepting => {}
+            _ = shutdown => {}
+        }
+        tracing::info!(grace = ?shared.config.shutdown_grace, "shutting down: draining in-flight requests");
+        recheck.abort();
+        shared.websockets.close_all(1001, "gateway shutting down");
+        shared.tasks.close();
+        let drained = tokio::time::timeout(shared.config.shutdown_grace, async {
+            graceful.shutdown().await;
+            shared.tasks.wait().await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("grace period over: dropping the connections still open");
+        }
+        Ok(())
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+    graceful: &GracefulShutdown,
+) {
+    let scheme = if tls.is_some() {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(stream, peer, scheme, shared, watcher).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, peer, scheme, shared, watcher).await
+                        }
+                        Ok(Err(err)) => {
+                            tracing::debug!(%peer, error = %err, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    scheme: Scheme,
+    shared: Arc<Shared>,
+    watcher: Watcher,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| guard::handle(shared.clone(), peer, scheme, request));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    if let Err(err) = watcher.watch(connection.into_owned()).await {
+        tracing::debug!(%peer, error = %err, "connection ended with an error");
+    }
+}
+
+/// After every policy swap, live WebSockets are decided again; those denied are closed (1008).
+async fn recheck_websockets_on_reload(shared: Arc<Shared>) {
+    let mut generations = shared.policies.subscribe();
+    while generations.changed().await.is_ok() {
+        let snapshot = shared.policies.snapshot();
+        let closed = shared.websockets.recheck(&snapshot.set);
+        tracing::info!(
+            generation = snapshot.generation,
+            closed,
+            live = shared.websockets.len(),
+            "re-checked live WebSockets"
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! The per-request pipeline. Every HTTP request and every WebSocket upgrade goes through the
+//! same phases, in this order:
+//!
+//! ```text
+//! 1 strip     remove client-sent identity headers (before anything reads a header)
+//! 2 normalize one canonical path for matching and for the upstream, or 400
+//! 3 built-in  /healthz, /readyz, /oauth2/*, keys: the gateway's own endpoints
+//! 4 session   open the session cookie → Identity, or anonymous
+//! 5 decide    PolicySet::decide on one policy snapshot
+//! 6 respond   Allow → proxy or WebSocket bridge, with identity headers and capability token
+//!             Login → 302 to login (browser) or 401 JSON (API, XHR, WebSocket)
+//!             Deny  → 403 page
+//! ```
+//!
+//! One [`RequestContext`] carries what the phases learn.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use super::body::Body;
+use super::endpoints;
+use super::error::GatewayError;
+use super::headers::{ForwardedFacts, remove_hop_by_hop, set_forwarded};
+use super::path::normalize;
+use super::proxy::{prepare_request, upstream_uri};
+use super::respond::{self, REQUEST_ID};
+use super::state::Shared;
+use super::websocket::{self, is_upgrade};
+use super::whoami;
+use crate::identity::Identity;
+use crate::policy::{Decision, Outcome, RequestInfo, Scheme, Upstream};
+
+/// What the pipeline knows about one request so far.
+pub struct RequestContext {
+    pub request_id: String,
+    pub peer: SocketAddr,
+    pub scheme: Scheme,
+    pub started: Instant,
+    pub wants_html: bool,
+}
+
+/// Handles one request end to end; never fails at the hyper level.
+pub async fn handle(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    scheme: Scheme,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let ctx = RequestContext {
+        request_id: request_id(request.headers()),
+        peer,
+        scheme,
+        started: Instant::now(),
+        wants_html: wants_html(request.headers()),
+    };
+    let mut response = match pipeline(&shared, &ctx, request).await {
+        Ok(response) => response,
+        Err(error) => {
+            log_error(&ctx, &error);
+            respond::error_response(&error, &ctx.request_id, ctx.wants_html)
+        }
+    };
+    if let Ok(value) = HeaderValue::try_from(ctx.request_id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(response)
+}
+
+async fn pipeline(
+    shared: &Shared,
+    ctx: &RequestContext,
+    mut request: Request<Incoming>,
+) -> Result<Response<Body>, GatewayError> {
+    // 1 strip
+    let spoofed = shared.strip.strip(request.headers_mut());
+    if spoofed > 0 {
+        tracing::info!(request_id = %ctx.request_id, peer = %ctx.peer, count = spoofed, "removed client-sent identity headers");
+    }
+
+    // 2 normalize
+    let path = normalize(request.uri().path()).map_err(GatewayError::BadPath)?;
+    let host = request_host(&request).ok_or(GatewayError::MissingHost)?;
+
+    // 3 built-in endpoints
+    if let Some(response) = endpoints::serve(shared, ctx, &path, &request) {
+        return Ok(response);
+    }
+
+    // 4 session
+    let identity: Option<Identity> = None;
+
+    // 5 decide
+    let websocket = is_upgrade(&request);
+    let info = RequestInfo {
+        method: request.method().clone(),
+        scheme: ctx.scheme,
+        host,
+        path,
+        query: request.uri().query().map(str::to_string),
+        headers: std::mem::take(request.headers_mut()),
+        websocket,
+        ip: ctx.peer.ip(),
+    };
+    let snapshot = shared.policies.snapshot();
+    let decision = snapshot.set.decide(identity.as_ref(), &info);
+    log_decision(ctx, &info, &decision);
+
+    // 6 respond
+    match decision.outcome {
+        Outcome::Allow => allow(shared, ctx, request, info, identity, decision).await,
+        Outcome::Login => Ok(login_required(ctx, &info)),
+        Outcome::Deny => Err(GatewayError::Denied {
+            reason: decision.reason.into_owned(),
+        }),
+    }
+}
+
+async fn allow(
+    shared: &Shared,
+    ctx: &RequestContext,
+    mut request: Request<Incoming>,
+    mut info: RequestInfo,
+    identity: Option<Identity>,
+    decision: Decision,
+) -> Result<Response<Body>, GatewayError> {
+    let route = decision
+        .route
+        .ok_or_else(|| GatewayError::Internal("an allow decision without a route".into()))?;
+
+    // A bridge keeps its request facts for re-checks; a plain request hands its headers on.
+    let mut upstream_headers = if info.websocket {
+        info.headers.clone()
+    } else {
+        std::mem::take(&mut info.headers)
+    };
+    remove_hop_by_hop(&mut upstream_headers);
+    let forwarded = ForwardedFacts {
+        peer: ctx.peer.ip(),
+        peer_is_trusted_proxy: shared.is_trusted_proxy(ctx.peer.ip()),
+        scheme: ctx.scheme.as_str(),
+        host: &info.host,
+    };
+    set_forwarded(&mut upstream_headers, forwarded);
+    if let Ok(value) = HeaderValue::try_from(ctx.request_id.as_str()) {
+        upstream_headers.insert(REQUEST_ID, value);
+    }
+
+    if info.websocket {
+        if !route.websocket {
+            return Err(GatewayError::WebSocketNotAllowed);
+        }
+        websocket::check_origin(&info.headers, &route, &info.host)?;
+        *request.headers_mut() = info.headers.clone();
+        let upgrade = websocket::UpgradeContext {
+            registry: &shared.websockets,
+            tasks: &shared.tasks,
+            upstream: &shared.config.upstream,
+        };
+        return websocket::handle(upgrade, request, upstream_headers, route, info, identity).await;
+    }
+
+    *request.headers_mut() = upstream_headers;
+    match &route.upstream {
+        Upstream::Whoami => Ok(whoami::respond(request).await),
+        Upstream::Http(base) => {
+            let uri = upstream_uri(base, &info.path, info.query.as_deref())?;
+            prepare_request(&mut request, uri, &info.host);
+            let started = Instant::now();
+            let result = shared.upstream.forward(request).await;
+            metrics::histogram!("portcullis_upstream_duration_seconds", "route" => route.name.to_string())
+                .record(started.elapsed().as_secs_f64());
+            result
+        }
+    }
+}
+
+fn login_required(ctx: &RequestContext, info: &RequestInfo) -> Response<Body> {
+    let target = match &info.query {
+        Some(query) => format!("{}?{query}", info.path),
+        None => info.path.clone(),
+    };
+    let login_url = format!(
+        "/oauth2/start?rd={}",
+        percent_encoding::utf8_percent_encode(&target, QUERY_VALUE)
+    );
+    if ctx.wants_html && !info.websocket {
+        respond::redirect(&login_url)
+    } else {
+        respond::login_required_json(&login_url, &ctx.request_id)
+    }
+}
+
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Host the client asked for, lower-cased without the port: `:authority` (HTTP/2) or `Host`.
+fn request_host<B>(request: &Request<B>) -> Option<String> {
+    let raw = match request.uri().authority() {
+        Some(authority) => authority.host().to_string(),
+        None => {
+            let value = request.headers().get(header::HOST)?.to_str().ok()?;
+            let authority: http::uri::Authority = value.parse().ok()?;
+            authority.host().to_string()
+        }
+    };
+    let host = raw
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    (!host.is_empty()).then_some(host)
+}
+
+/// A sane incoming `X-Request-Id` is kept so logs join up across hops; otherwise a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()))
+}
+
+/// A browser navigation gets pages and redirects; XHR, API clients and WebSockets get JSON.
+fn wants_html(headers: &HeaderMap) -> bool {
+    let accepts_html = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    let xhr = headers
+        .get("x-requested-with")
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"));
+    accepts_html && !xhr
+}
+
+fn log_decision(ctx: &RequestContext, info: &RequestInfo, decision: &Decision) {
+    let route = decision.route.as_ref().map_or("-", |route| &route.name);
+    let rule = decision.rule.as_deref().unwrap_or("-");
+    tracing::debug!(
+        request_id = %ctx.request_id,
+        route,
+        rule,
+        outcome = ?decision.outcome,
+        reason = %decision.reason,
+        method = %info.method,
+        path = %info.path,
+        websocket = info.websocket,
+        "decision"
+    );
+}
+
+fn log_error(ctx: &RequestContext, error: &GatewayError) {
+    tracing::warn!(
+        request_id = %ctx.request_id,
+        status = error.status().as_u16(),
+        source = ?error.source(),
+        error = %error,
+        elapsed_ms = ctx.started.elapsed().as_millis() as u64,
+        "request refused"
+    );
+}

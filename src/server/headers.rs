@@ -1,0 +1,233 @@
+//! Header hygiene: what a client may not send, what must not cross a proxy hop, and the
+//! `X-Forwarded-*` set the upstream can trust.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Removes every client-sent header that could carry identity, so only the gateway sets them.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaderStripper {
+    exact: Vec<HeaderName>,
+}
+
+/// Any header starting with this is the gateway's to set (`X-Auth-Request-User`,
+/// `X-Auth-Capability`, ...).
+const RESERVED_PREFIX: &str = "x-auth-";
+
+const BUILT_IN: &[&str] = &[
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+    "remote-user",
+    "x-remote-user",
+    "x-remote-email",
+    "x-remote-groups",
+];
+
+impl IdentityHeaderStripper {
+    /// `extra` adds configured names (identity header names, the capability header, `headers.strip`).
+    pub fn new<'a>(
+        extra: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, http::header::InvalidHeaderName> {
+        let mut exact: Vec<HeaderName> = BUILT_IN
+            .iter()
+            .map(|name| HeaderName::from_static(name))
+            .collect();
+        for name in extra {
+            let name = HeaderName::try_from(name.to_ascii_lowercase())?;
+            if !exact.contains(&name) && !name.as_str().starts_with(RESERVED_PREFIX) {
+                exact.push(name);
+            }
+        }
+        Ok(IdentityHeaderStripper { exact })
+    }
+
+    /// Returns how many headers were removed (a spoofing attempt is worth a log line).
+    pub fn strip(&self, headers: &mut HeaderMap) -> usize {
+        let mut doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with(RESERVED_PREFIX))
+            .cloned()
+            .collect();
+        doomed.extend(
+            self.exact
+                .iter()
+                .filter(|name| headers.contains_key(*name))
+                .cloned(),
+        );
+        let mut removed = 0;
+        for name in doomed {
+            if let header::Entry::Occupied(entry) = headers.entry(name) {
+                removed += entry.remove_entry_mult().1.count();
+            }
+        }
+        removed
+    }
+}
+
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Removes hop-by-hop headers, including every header named in `Connection`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|token| HeaderName::try_from(token.trim()).ok())
+        .collect();
+    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::PROXY_AUTHENTICATE);
+}
+
+/// Facts about the client connection used to set `X-Forwarded-*`.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardedFacts<'a> {
+    pub peer: IpAddr,
+    pub peer_is_trusted_proxy: bool,
+    pub scheme: &'a str,
+    pub host: &'a str,
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host`. From a trusted proxy the existing chain is kept and the
+/// peer appended; from anyone else client-sent values are replaced, and `Forwarded` is dropped.
+pub fn set_forwarded(headers: &mut HeaderMap, facts: ForwardedFacts<'_>) {
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+    let peer = facts.peer.to_string();
+    let chain = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
+        Some(existing) if facts.peer_is_trusted_proxy => format!("{existing}, {peer}"),
+        _ => peer,
+    };
+    if !facts.peer_is_trusted_proxy {
+        headers.remove(header::FORWARDED);
+        headers.remove(&XFP);
+        headers.remove(&XFH);
+    }
+    if let Ok(value) = HeaderValue::try_from(chain) {
+        headers.insert(XFF, value);
+    }
+    if !headers.contains_key(&XFP) {
+        headers.insert(
+            XFP,
+            HeaderValue::from_static(if facts.scheme == "https" {
+                "https"
+            } else {
+                "http"
+            }),
+        );
+    }
+    if !headers.contains_key(&XFH)
+        && let Ok(value) = HeaderValue::try_from(facts.host)
+    {
+        headers.insert(XFH, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::try_from(*name).unwrap(),
+                HeaderValue::try_from(*value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn spoofed_identity_headers_are_removed_in_every_spelling() {
+        let stripper = IdentityHeaderStripper::new(["X-Custom-User", "X-Auth-Capability"]).unwrap();
+        let mut map = headers(&[
+            ("x-auth-request-user", "admin"),
+            ("X-Auth-Request-Email", "a@b.c"),
+            ("x-auth-capability", "forged"),
+            ("x-forwarded-user", "admin"),
+            ("x-forwarded-groups", "admins"),
+            ("remote-user", "root"),
+            ("x-custom-user", "mallory"),
+            ("x-auth-anything-new", "1"),
+            ("accept", "text/html"),
+        ]);
+        map.append("x-auth-request-user", HeaderValue::from_static("second"));
+        let removed = stripper.strip(&mut map);
+        assert_eq!(removed, 9);
+        assert_eq!(map.len(), 1);
+        assert!(map.contains_key("accept"));
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_in_connection_are_removed() {
+        let mut map = headers(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+            ("accept", "*/*"),
+        ]);
+        remove_hop_by_hop(&mut map);
+        assert_eq!(
+            map.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            vec!["accept"]
+        );
+    }
+
+    #[test]
+    fn untrusted_client_cannot_forge_forwarded_chain() {
+        let mut map = headers(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=10.0.0.1"),
+        ]);
+        let facts = ForwardedFacts {
+            peer: "127.0.0.9".parse().unwrap(),
+            peer_is_trusted_proxy: false,
+            scheme: "http",
+            host: "apps.example.com",
+        };
+        set_forwarded(&mut map, facts);
+        assert_eq!(map["x-forwarded-for"], "127.0.0.9");
+        assert_eq!(map["x-forwarded-proto"], "http");
+        assert_eq!(map["x-forwarded-host"], "apps.example.com");
+        assert!(!map.contains_key("forwarded"));
+    }
+
+    #[test]
+    fn trusted_proxy_chain_is_appended_to() {
+        let mut map = headers(&[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let facts = ForwardedFacts {
+            peer: "127.0.0.2".parse().unwrap(),
+            peer_is_trusted_proxy: true,
+            scheme: "http",
+            host: "h",
+        };
+        set_forwarded(&mut map, facts);
+        assert_eq!(map["x-forwarded-for"], "203.0.113.7, 127.0.0.2");
+        assert_eq!(map["x-forwarded-proto"], "https");
+    }
+}

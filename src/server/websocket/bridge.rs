@@ -1,0 +1,152 @@
+//! Relays frames between the client and the upstream until either side closes or the registry
+//! orders the bridge closed.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::registry::CloseOrder;
+
+/// How long a closing handshake may take before the connection is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Relays text, binary, ping, pong and close in both directions.
+pub async fn relay<C, U>(
+    mut client: WebSocketStream<C>,
+    mut upstream: WebSocketStream<U>,
+    mut close_orders: watch::Receiver<Option<CloseOrder>>,
+) where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        tokio::select! {
+            message = client.next() => match message {
+                Some(Ok(Message::Close(frame))) => {
+                    let _ = upstream.send(Message::Close(frame)).await;
+                    finish(&mut client, &mut upstream).await;
+                    return;
+                }
+                Some(Ok(message)) => {
+                    if upstream.send(message).await.is_err() {
+                        let _ = client.close(Some(going_away("upstream connection lost"))).await;
+                        return;
+                    }
+                }
+                Some(Err(_)) | None => {
+                    let _ = upstream.close(None).await;
+                    return;
+                }
+            },
+            message = upstream.next() => match message {
+                Some(Ok(Message::Close(frame))) => {
+                    let _ = client.send(Message::Close(frame)).await;
+                    finish(&mut upstream, &mut client).await;
+                    return;
+                }
+                Some(Ok(message)) => {
+                    if client.send(message).await.is_err() {
+                        let _ = upstream.close(None).await;
+                        return;
+                    }
+                }
+                Some(Err(_)) | None => {
+                    let _ = client.close(Some(going_away("upstream connection lost"))).await;
+                    return;
+                }
+            },
+            Ok(()) = close_orders.changed() => {
+                let Some(order) = close_orders.borrow_and_update().clone() else { continue };
+                let frame = close_frame(&order);
+                let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                    let _ = client.close(Some(frame.clone())).await;
+                    let _ = upstream.close(Some(frame)).await;
+                }).await;
+                drain_both(&mut client, &mut upstream).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Answers every message with itself: the WebSocket side of the built-in demo upstream.
+pub async fn echo<C>(
+    mut client: WebSocketStream<C>,
+    mut close_orders: watch::Receiver<Option<CloseOrder>>,
+) where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        tokio::select! {
+            message = client.next() => match message {
+                Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                    if client.send(message).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    let _ = tokio::time::timeout(CLOSE_GRACE, client.close(None)).await;
+                    return;
+                }
+                Some(Ok(_)) => {}
+            },
+            Ok(()) = close_orders.changed() => {
+                let Some(order) = close_orders.borrow_and_update().clone() else { continue };
+                let _ = tokio::time::timeout(CLOSE_GRACE, client.close(Some(close_frame(&order)))).await;
+                return;
+            }
+        }
+    }
+}
+
+/// After one side closed: flush its close reply and let the other side finish its handshake.
+async fn finish<A, B>(closed: &mut WebSocketStream<A>, other: &mut WebSocketStream<B>)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let _ = closed.close(None).await;
+        while let Some(Ok(message)) = other.next().await {
+            if message.is_close() {
+                break;
+            }
+        }
+        let _ = other.close(None).await;
+    })
+    .await;
+}
+
+async fn drain_both<A, B>(client: &mut WebSocketStream<A>, upstream: &mut WebSocketStream<B>)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        tokio::join!(
+            async { while let Some(Ok(_)) = client.next().await {} },
+            async { while let Some(Ok(_)) = upstream.next().await {} },
+        )
+    })
+    .await;
+}
+
+fn close_frame(order: &CloseOrder) -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::from(order.code),
+        reason: order.reason.clone().into(),
+    }
+}
+
+fn going_away(reason: &'static str) -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::Away,
+        reason: reason.into(),
+    }
+}

@@ -1,0 +1,170 @@
+//! An allowed WebSocket upgrade: handshake with the upstream first, then answer the client
+//! with 101 and bridge the two in a task tracked for shutdown.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_util::task::TaskTracker;
+
+use super::bridge;
+use super::registry::WsRegistry;
+use super::upgrade::{HANDSHAKE_HEADERS, client_key};
+use crate::config::UpstreamConfig;
+use crate::identity::Identity;
+use crate::policy::{RequestInfo, Route, Upstream};
+use crate::server::body::{self, Body};
+use crate::server::error::GatewayError;
+
+/// What an upgrade needs from the gateway.
+pub struct UpgradeContext<'a> {
+    pub registry: &'a Arc<WsRegistry>,
+    pub tasks: &'a TaskTracker,
+    pub upstream: &'a UpstreamConfig,
+}
+
+/// Bridges an allowed upgrade. `upstream_headers` are the client's headers after hygiene, with
+/// identity headers and `X-Forwarded-*` already set; `info` and `identity` are kept for re-checks.
+pub async fn handle(
+    ctx: UpgradeContext<'_>,
+    mut request: Request<Incoming>,
+    upstream_headers: HeaderMap,
+    route: Arc<Route>,
+    info: RequestInfo,
+    identity: Option<Identity>,
+) -> Result<Response<Body>, GatewayError> {
+    let key = client_key(request.headers())?;
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let (upstream_socket, protocol) = match &route.upstream {
+        Upstream::Whoami => (None, None),
+        Upstream::Http(base) => match connect(ctx.upstream, base, &info, upstream_headers).await? {
+            Connected::Open(socket, protocol) => (Some(socket), protocol),
+            Connected::Refused(response) => return Ok(response),
+        },
+    };
+    let registration = ctx.registry.register(route.name.clone(), identity, info);
+    ctx.tasks.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => TokioIo::new(upgraded),
+            Err(err) => {
+                tracing::debug!(error = %err, "client went away during the WebSocket upgrade");
+                return;
+            }
+        };
+        let client = WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
+        let orders = registration.close_orders.clone();
+        match upstream_socket {
+            Some(upstream) => bridge::relay(client, upstream, orders).await,
+            None => bridge::echo(client, orders).await,
+        }
+        drop(registration);
+    });
+
+    let mut response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(
+            header::SEC_WEBSOCKET_ACCEPT,
+            derive_accept_key(key.as_bytes()),
+        );
+    if let Some(protocol) = protocol {
+        response = response.header(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    response
+        .body(body::empty())
+        .map_err(|err| GatewayError::Internal(format!("101 response: {err}")))
+}
+
+enum Connected {
+    Open(WebSocketStream<TcpStream>, Option<HeaderValue>),
+    /// The upstream answered the handshake with something other than 101: pass it on.
+    Refused(Response<Body>),
+}
+
+async fn connect(
+    config: &UpstreamConfig,
+    base: &http::Uri,
+    info: &RequestInfo,
+    mut headers: HeaderMap,
+) -> Result<Connected, GatewayError> {
+    if base.scheme_str() != Some("http") {
+        return Err(GatewayError::UpstreamFailed(
+            "WebSocket bridging supports http:// upstreams only".into(),
+        ));
+    }
+    let authority = base
+        .authority()
+        .ok_or_else(|| GatewayError::Internal("upstream has no authority".into()))?;
+    let tcp = tokio::time::timeout(
+        config.connect_timeout,
+        TcpStream::connect(authority.as_str()),
+    )
+    .await
+    .map_err(|_| GatewayError::UpstreamUnreachable("connect timed out".into()))?
+    .map_err(|err| GatewayError::UpstreamUnreachable(err.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+
+    for name in HANDSHAKE_HEADERS {
+        headers.remove(name);
+    }
+    let target = match &info.query {
+        Some(query) => format!("ws://{authority}{}?{query}", info.path),
+        None => format!("ws://{authority}{}", info.path),
+    };
+    let mut handshake = Request::get(target)
+        .body(())
+        .map_err(|err| GatewayError::Internal(format!("upstream handshake: {err}")))?;
+    *handshake.headers_mut() = headers;
+    let handshake_headers = handshake.headers_mut();
+    handshake_headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    handshake_headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    handshake_headers.insert(
+        header::SEC_WEBSOCKET_VERSION,
+        HeaderValue::from_static("13"),
+    );
+    let key = HeaderValue::try_from(generate_key()).expect("base64 key is a valid header value");
+    handshake_headers.insert(header::SEC_WEBSOCKET_KEY, key);
+    if !handshake_headers.contains_key(header::HOST)
+        && let Ok(host) = HeaderValue::try_from(info.host.as_str())
+    {
+        handshake_headers.insert(header::HOST, host);
+    }
+
+    let attempt = tokio::time::timeout(
+        config.response_timeout,
+        tokio_tungstenite::client_async_with_config(handshake, tcp, None),
+    )
+    .await
+    .map_err(|_| GatewayError::UpstreamTimeout)?;
+    match attempt {
+        Ok((socket, response)) => {
+            let protocol = response
+                .headers()
+                .get(header::SEC_WEBSOCKET_PROTOCOL)
+                .cloned();
+            Ok(Connected::Open(socket, protocol))
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(refusal)) => {
+            let (parts, bytes) = refusal.into_parts();
+            let mut response = Response::new(body::full(bytes.unwrap_or_default()));
+            *response.status_mut() = parts.status;
+            if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, content_type.clone());
+            }
+            Ok(Connected::Refused(response))
+        }
+        Err(err) => Err(GatewayError::UpstreamFailed(format!(
+            "WebSocket handshake: {err}"
+        ))),
+    }
+}

@@ -1,0 +1,151 @@
+//! Every live bridge, with what it was decided on, so it can be decided again after a reload.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::identity::Identity;
+use crate::policy::{Outcome, PolicySet, RequestInfo};
+
+/// An order to end a bridge with a close code (1008 policy, 1001 going away) and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseOrder {
+    pub code: u16,
+    pub reason: String,
+}
+
+struct LiveSocket {
+    route: Arc<str>,
+    identity: Option<Identity>,
+    request: RequestInfo,
+    closer: watch::Sender<Option<CloseOrder>>,
+}
+
+/// The live WebSocket bridges of this gateway.
+#[derive(Default)]
+pub struct WsRegistry {
+    next_id: AtomicU64,
+    live: Mutex<HashMap<u64, LiveSocket>>,
+}
+
+impl std::fmt::Debug for WsRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsRegistry")
+            .field("live", &self.len())
+            .finish()
+    }
+}
+
+/// A bridge's place in the registry; dropping it deregisters the bridge.
+pub struct Registration {
+    id: u64,
+    route: Arc<str>,
+    registry: Arc<WsRegistry>,
+    pub close_orders: watch::Receiver<Option<CloseOrder>>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.live.lock().remove(&self.id);
+        metrics::gauge!("portcullis_websockets_active", "route" => self.route.to_string())
+            .decrement(1.0);
+    }
+}
+
+impl WsRegistry {
+    pub fn register(
+        self: &Arc<Self>,
+        route: Arc<str>,
+        identity: Option<Identity>,
+        request: RequestInfo,
+    ) -> Registration {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (closer, close_orders) = watch::channel(None);
+        let socket = LiveSocket {
+            route: route.clone(),
+            identity,
+            request,
+            closer,
+        };
+        self.live.lock().insert(id, socket);
+        metrics::gauge!("portcullis_websockets_active", "route" => route.to_string())
+            .increment(1.0);
+        Registration {
+            id,
+            route,
+            registry: self.clone(),
+            close_orders,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decides every live bridge again against `set`; those no longer allowed get a 1008 close.
+    /// Returns how many were ordered closed.
+    pub fn recheck(&self, set: &PolicySet) -> usize {
+        let live = self.live.lock();
+        let mut closed = 0;
+        for socket in live.values() {
+            let decision = set.decide(socket.identity.as_ref(), &socket.request);
+            let still_allowed = decision.outcome == Outcome::Allow
+                && decision
+                    .route
+                    .as_ref()
+                    .is_some_and(|route| route.name == socket.route && route.websocket);
+            if still_allowed {
+                continue;
+            }
+            let order = CloseOrder {
+                code: 1008,
+                reason: truncate_reason(&format!("access revoked: {}", decision.reason)),
+            };
+            if socket.closer.send(Some(order)).is_ok() {
+                closed += 1;
+                metrics::counter!("portcullis_websockets_closed_total", "route" => socket.route.to_string(), "reason" => "policy").increment(1);
+                tracing::info!(route = %socket.route, reason = %decision.reason, "closing WebSocket after policy change");
+            }
+        }
+        closed
+    }
+
+    /// Orders every bridge closed (shutdown: 1001).
+    pub fn close_all(&self, code: u16, reason: &str) {
+        for socket in self.live.lock().values() {
+            let _ = socket.closer.send(Some(CloseOrder {
+                code,
+                reason: reason.to_string(),
+            }));
+        }
+    }
+}
+
+/// A close frame's reason must fit in 123 bytes.
+fn truncate_reason(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reason_is_cut_at_a_char_boundary_within_123_bytes() {
+        let long = "é".repeat(100);
+        let cut = truncate_reason(&long);
+        assert!(cut.len() <= 123);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+}
