@@ -61,7 +61,7 @@ pub async fn handle(
         let client = WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
         let orders = registration.close_orders.clone();
         match upstream_socket {
-            Some(upstream) => bridge::relay(client, upstream, orders).await,
+            Some(upstream) => bridge::relay(client, *upstream, orders).await,
             None => bridge::echo(client, orders).await,
         }
         drop(registration);
@@ -84,7 +84,7 @@ pub async fn handle(
 }
 
 enum Connected {
-    Open(WebSocketStream<TcpStream>, Option<HeaderValue>),
+    Open(Box<WebSocketStream<TcpStream>>, Option<HeaderValue>),
     /// The upstream answered the handshake with something other than 101: pass it on.
     Refused(Response<Body>),
 }
@@ -150,7 +150,7 @@ async fn connect(
                 .headers()
                 .get(header::SEC_WEBSOCKET_PROTOCOL)
                 .cloned();
-            Ok(Connected::Open(socket, protocol))
+            Ok(Connected::Open(Box::new(socket), protocol))
         }
         Err(tokio_tungstenite::tungstenite::Error::Http(refusal)) => {
             let (parts, bytes) = refusal.into_parts();

@@ -1,0 +1,409 @@
+//! The gateway core against real processes: the portcullis binary, a hyper upstream and
+//! WebSocket peers, all on 127.0.0.1.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::Request;
+use hyper::body::Frame;
+use support::gateway::GatewayProcess;
+use support::http::{self, get};
+use support::upstream::Upstream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+fn guest_app(upstream: &Upstream) -> String {
+    format!(
+        r#"
+routes:
+  - name: app
+    match: {{ path: "/app/**" }}
+    upstream: {upstream}
+    websocket: true
+    rules:
+      - name: everyone
+        guest: true
+  - name: plain
+    match: {{ path: "/plain/**" }}
+    upstream: {upstream}
+    rules:
+      - name: everyone
+        guest: true
+  - name: dead
+    match: {{ path: "/dead/**" }}
+    upstream: http://127.0.0.1:1
+    rules:
+      - name: everyone
+        guest: true
+"#,
+        upstream = upstream.url()
+    )
+}
+
+async fn start(upstream: &Upstream, extra_config: &str) -> GatewayProcess {
+    let policy = guest_app(upstream);
+    tokio::task::spawn_blocking({
+        let extra = extra_config.to_string();
+        move || GatewayProcess::start(&extra, &[("app.yaml", &policy)])
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spoofed_identity_headers_never_reach_the_upstream() {
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "headers:\n  strip: [X-Legacy-User]\n").await;
+    let reply = get(
+        &gateway.url("/app/page"),
+        &[
+            ("X-Auth-Request-User", "admin"),
+            ("X-Auth-Request-Email", "admin@example.com"),
+            ("X-Auth-Capability", "forged-token"),
+            ("X-Forwarded-User", "admin"),
+            ("X-Forwarded-Email", "admin@example.com"),
+            ("X-Forwarded-Groups", "admins"),
+            ("X-Forwarded-Preferred-Username", "admin"),
+            ("Remote-User", "root"),
+            ("X-Legacy-User", "root"),
+            ("X-Keep-Me", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let seen = upstream.last();
+    for (name, _) in &seen.headers {
+        assert!(
+            !name.starts_with("x-auth-")
+                && ![
+                    "x-forwarded-user",
+                    "x-forwarded-email",
+                    "x-forwarded-groups",
+                    "x-forwarded-preferred-username",
+                    "remote-user",
+                    "x-legacy-user"
+                ]
+                .contains(&name.as_str()),
+            "{name} reached the upstream"
+        );
+    }
+    assert_eq!(seen.header("x-keep-me"), Some("yes"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hop_by_hop_headers_are_dropped_and_forwarded_headers_set() {
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "").await;
+    let reply = get(
+        &gateway.url("/app/x"),
+        &[
+            ("Connection", "keep-alive, X-Hop-Secret"),
+            ("X-Hop-Secret", "must not pass"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Authorization", "Basic Zm9vOmJhcg=="),
+            ("X-Forwarded-For", "10.9.9.9"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let seen = upstream.last();
+    assert_eq!(seen.header("x-hop-secret"), None);
+    assert_eq!(seen.header("keep-alive"), None);
+    assert_eq!(seen.header("proxy-authorization"), None);
+    assert_eq!(
+        seen.header("x-forwarded-for"),
+        Some("127.0.0.1"),
+        "a client cannot forge its address"
+    );
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("127.0.0.1"));
+    assert!(seen.header("x-request-id").is_some());
+    assert!(reply.headers.contains_key("x-request-id"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paths_reach_the_upstream_in_one_canonical_form_or_are_rejected() {
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "").await;
+    let canonical = [
+        ("/app/a/../b", "/app/b"),
+        ("//app//b", "/app/b"),
+        ("/app/x/%2e%2e/b", "/app/b"),
+        ("/app/%62", "/app/b"),
+        ("/app/b/.", "/app/b/"),
+        ("/app/b?q=%2F", "/app/b?q=%2F"),
+    ];
+    for (sent, want) in canonical {
+        let reply = get(&format!("http://{}{sent}", gateway.addr), &[]).await;
+        assert_eq!(reply.status, 200, "{sent}: {}", reply.body);
+        assert_eq!(upstream.last().path_and_query, want, "{sent}");
+    }
+    for rejected in [
+        "/app/a%2Fb",
+        "/app/a%5Cb",
+        "/app/a%00",
+        "/app/x;jsessionid=1",
+        "/app/%ff",
+    ] {
+        let before = upstream.seen.lock().unwrap().len();
+        let reply = get(&format!("http://{}{rejected}", gateway.addr), &[]).await;
+        assert_eq!(reply.status, 400, "{rejected}");
+        assert_eq!(
+            upstream.seen.lock().unwrap().len(),
+            before,
+            "{rejected} reached the upstream"
+        );
+    }
+    // `..` cannot climb out of a route into another.
+    let reply = get(&gateway.url("/plain/../app/z"), &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(upstream.last().path_and_query, "/app/z");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_prior_knowledge_is_proxied() {
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "").await;
+    let request = Request::get(gateway.url("/app/h2"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let reply = http::send(&http::h2c(), request).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.version, hyper::Version::HTTP_2);
+    assert!(reply.body.starts_with("upstream ok"));
+    assert_eq!(
+        upstream.last().header("host"),
+        Some(&*gateway.addr.to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_upload_and_download_stream_with_flat_memory() {
+    const GIB: u64 = 1 << 30;
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "").await;
+    let baseline = gateway.peak_rss_kib();
+
+    let chunk = Bytes::from(vec![7u8; 256 * 1024]);
+    let chunks = futures_util::stream::iter(
+        (0..GIB / chunk.len() as u64)
+            .map(move |_| Ok::<_, std::convert::Infallible>(Frame::data(chunk.clone()))),
+    );
+    let request = Request::post(gateway.url("/app/upload"))
+        .body(StreamBody::new(chunks))
+        .unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(String::from_utf8_lossy(&body), format!("upstream ok {GIB}"));
+
+    let response = http::http1()
+        .request(
+            Request::get(gateway.url("/app/download?bytes=1073741824"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        received += frame.unwrap().data_ref().map_or(0, |d| d.len() as u64);
+    }
+    assert_eq!(received, GIB);
+
+    let peak = gateway.peak_rss_kib();
+    assert!(
+        peak.saturating_sub(baseline) < 64 * 1024,
+        "peak RSS grew from {baseline} KiB to {peak} KiB while streaming 1 GiB"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_down_is_502_and_slow_upstream_is_504() {
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "upstream:\n  response_timeout: 300ms\n").await;
+    let reply = get(&gateway.url("/dead/x"), &[("accept", "text/html")]).await;
+    assert_eq!(reply.status, 502);
+    assert!(
+        reply.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let reply = get(&gateway.url("/dead/x"), &[]).await;
+    assert_eq!(reply.status, 502);
+    let json: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(json["status"], 502);
+
+    let started = Instant::now();
+    let reply = get(&gateway.url("/app/slow?ms=2000"), &[]).await;
+    assert_eq!(reply.status, 504);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graceful_shutdown_finishes_an_in_flight_request() {
+    let upstream = Upstream::start().await;
+    let mut gateway = start(&upstream, "").await;
+    let url = gateway.url("/app/slow?ms=1000");
+    let in_flight = tokio::spawn(async move { get(&url, &[]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = gateway.terminate();
+        (status, gateway)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success(), "exit status {:?}", status.0);
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "slow ok");
+}
+
+fn ws_request(url: &str, origin: Option<&str>) -> hyper::Request<()> {
+    let mut request = url.into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    request
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn same_origin_websocket_is_bridged_and_relays_every_frame_kind() {
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "").await;
+    let url = format!("ws://{}/app/ws", gateway.addr);
+    let origin = format!("http://{}", gateway.addr);
+    let (mut socket, response) = tokio_tungstenite::connect_async(ws_request(&url, Some(&origin)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 101);
+
+    socket.send(Message::text("hello")).await.unwrap();
+    assert_eq!(
+        socket.next().await.unwrap().unwrap(),
+        Message::text("hello")
+    );
+    socket.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(
+        socket.next().await.unwrap().unwrap(),
+        Message::binary(vec![1u8, 2, 3])
+    );
+    socket
+        .send(Message::Ping(Bytes::from_static(b"p")))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Message::Pong(data) = socket.next().await.unwrap().unwrap() {
+                return data;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(&pong[..], b"p");
+    socket.close(None).await.unwrap();
+
+    let seen = upstream.last();
+    assert_eq!(seen.path_and_query, "/app/ws");
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cross_origin_websocket_upgrade_is_refused() {
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "").await;
+    let url = format!("ws://{}/app/ws", gateway.addr);
+    let refused =
+        tokio_tungstenite::connect_async(ws_request(&url, Some("https://evil.example.net"))).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("cross-origin upgrade was not refused: {other:?}"),
+    }
+    let url = format!("ws://{}/plain/ws", gateway.addr);
+    match tokio_tungstenite::connect_async(ws_request(&url, None)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("upgrade on a route without websocket was not refused: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_closes_websockets_with_1001() {
+    let upstream = Upstream::start().await;
+    let mut gateway = start(&upstream, "").await;
+    let url = format!("ws://{}/app/ws", gateway.addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_request(&url, None))
+        .await
+        .unwrap();
+    socket.send(Message::text("before")).await.unwrap();
+    assert_eq!(
+        socket.next().await.unwrap().unwrap(),
+        Message::text("before")
+    );
+    let exit = tokio::task::spawn_blocking(move || gateway.terminate());
+    let close = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(u16::from(close.unwrap().code), 1001);
+    assert!(exit.await.unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_readiness_endpoints_answer() {
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "").await;
+    let reply = get(&gateway.url("/healthz"), &[]).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "ok\n"));
+    let reply = get(&gateway.url("/readyz"), &[]).await;
+    assert_eq!(reply.status, 200);
+    let ready: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(ready["ready"], true);
+    assert!(ready["policy_generation"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn config_errors_are_all_reported_with_file_and_line_and_the_process_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        "listen: nonsense\npublic_url: ftp://x\npolicies: /missing/dir\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for line in [":1:", ":2:", ":3:"] {
+        assert!(
+            stderr.contains(&format!("gateway.yaml{line}")),
+            "missing {line} in:\n{stderr}"
+        );
+    }
+}

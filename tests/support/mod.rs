@@ -1,0 +1,6 @@
+//! Real processes and peers for integration tests, on 127.0.0.1 only.
+#![allow(dead_code)]
+
+pub mod gateway;
+pub mod http;
+pub mod upstream;
