@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Side-by-side load comparison, one run, same small upstream, everything on 127.0.0.1:
+#   1. the upstream directly
+#   2. nginx as a plain reverse proxy (no auth)
+#   3. portcullis on a guest route
+# Prints requests/s, p50 and p99 for each, the portcullis/nginx ratios, and portcullis's peak
+# RSS and CPU time per 1,000 requests. Installs wrk and nginx from Debian if missing.
+#
+#   bash benches/load.sh                # 10 s per target, 64 connections
+#   DURATION=30s CONNECTIONS=128 bash benches/load.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+UPSTREAM_PORT=18081
+NGINX_PORT=18082
+PORTCULLIS_PORT=18083
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --locked --quiet
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The upstream and the nginx proxy in one nginx: the same small response for everyone.
+cat >"$work/nginx.conf" <<EOF
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$UPSTREAM_PORT;
+    location / { default_type text/plain; return 200 "hello from the upstream\n"; }
+  }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+    }
+  }
+}
+EOF
+"$NGINX" -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
+
+mkdir -p "$work/policies"
+cat >"$work/policies/bench.yaml" <<EOF
+routes:
+  - name: bench
+    match: { path: "/**" }
+    upstream: http://127.0.0.1:$UPSTREAM_PORT
+    rules:
+      - name: everyone
+        guest: true
+EOF
+cat >"$work/gateway.yaml" <<EOF
+listen: 127.0.0.1:$PORTCULLIS_PORT
+policies: policies
+EOF
+RUST_LOG=warn ./target/release/portcullis serve --config "$work/gateway.yaml" >"$work/portcullis.out" 2>&1 &
+portcullis_pid=$!
+pids+=("$portcullis_pid")
+for _ in $(seq 100); do
+  grep -q "listening on" "$work/portcullis.out" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q "listening on" "$work/portcullis.out" || { cat "$work/portcullis.out"; exit 1; }
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# wrk --latency prints "50%  1.23ms"; convert to microseconds.
+to_us() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; unit = v; gsub(/[0-9.]/, "", unit);
+    if (unit == "us") print n; else if (unit == "ms") print n * 1000; else if (unit == "s") print n * 1000000; else print n
+  }'
+}
+
+declare -A rps p50 p99 requests
+run() {
+  local name=$1 url=$2 out
+  curl -fsS -o /dev/null "$url" || { echo "$name: $url does not answer" >&2; exit 1; }
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null # warm pools and caches
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url")
+  rps[$name]=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  requests[$name]=$(awk '/requests in/ {print $1}' <<<"$out")
+  p50[$name]=$(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+  p99[$name]=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  if grep -q "Non-2xx" <<<"$out"; then echo "$name: non-2xx responses:" >&2; grep "Non-2xx\|Socket errors" <<<"$out" >&2; exit 1; fi
+}
+
+run direct "http://127.0.0.1:$UPSTREAM_PORT/"
+run nginx "http://127.0.0.1:$NGINX_PORT/"
+ticks_before=$(cpu_ticks "$portcullis_pid")
+run portcullis_guest "http://127.0.0.1:$PORTCULLIS_PORT/"
+ticks_after=$(cpu_ticks "$portcullis_pid")
+
+hz=$(getconf CLK_TCK)
+peak_rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$portcullis_pid/status")
+cpu_ms_per_1k=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$hz" -v n="${requests[portcullis_guest]}" \
+  'BEGIN { printf "%.1f", (t / hz * 1000) / (n / 1000) }')
+
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per target"
+printf "%-20s %12s %10s %10s\n" target "requests/s" "p50 (us)" "p99 (us)"
+for name in direct nginx portcullis_guest; do
+  printf "%-20s %12.0f %10.0f %10.0f\n" "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}"
+done
+awk -v a="${rps[portcullis_guest]}" -v b="${rps[nginx]}" -v c="${p99[portcullis_guest]}" -v d="${p99[nginx]}" \
+  'BEGIN { printf "portcullis/nginx: requests/s %.2fx, p99 %.2fx\n", a / b, c / d }'
+echo "portcullis: peak RSS $((peak_rss_kib / 1024)) MiB, CPU ${cpu_ms_per_1k} ms per 1,000 requests"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh machine (Rust, Python, Node and npm present),
+# then runs every test: formatting, lints, unit and integration tests against real processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Node packages for the real OpenID provider the login tests start on 127.0.0.1.
+if [ -f tests/oidc/package-lock.json ]; then
+  (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# Python packages for the downstream verification example (biscuit-python) and Panel.
+if [ -f requirements-test.txt ]; then
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
+  export PORTCULLIS_PYTHON="$PWD/.venv/bin/python"
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+# The downstream verifier builds on its own, without the gateway.
+cargo test --locked --no-default-features --features verify --lib
+cargo test --locked
