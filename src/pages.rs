@@ -606,7 +606,8 @@ mod tests {
 
     #[test]
     fn wants_html_only_for_browser_navigation() {
-        let cases: &[(&str, &[(&str, &str)], bool)] = &[
+        type Case = (&'static str, &'static [(&'static str, &'static str)], bool);
+        let cases: &[Case] = &[
             (
                 "browser",
                 &[(

@@ -224,7 +224,7 @@ impl DecisionLog {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
-                if dropped % 1000 == 0 {
+                if dropped.is_multiple_of(1000) {
                     tracing::warn!(
                         dropped = dropped + 1,
                         "decision log writer is behind; dropping lines"

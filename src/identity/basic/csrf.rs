@@ -186,7 +186,8 @@ mod tests {
         assert!(token.set_cookie.starts_with("__Host-portcullis_csrf="));
         assert!(token.set_cookie.ends_with("; Secure"));
         let cookie = cookie_of(&token);
-        let cases: &[(&str, &[&str], Option<&str>, u64, CsrfError)] = &[
+        type Case<'a> = (&'a str, &'a [&'a str], Option<&'a str>, u64, CsrfError);
+        let cases: &[Case<'_>] = &[
             ("no token", &[&cookie], None, NOW, CsrfError::Missing),
             ("empty token", &[&cookie], Some(""), NOW, CsrfError::Missing),
             (
