@@ -416,3 +416,36 @@ fn hash_password_makes_a_verifiable_argon2id_hash() {
     assert!(!verify(&phc, "correct horsE"));
     assert!(matches!(hash_password(""), Err(HashError::Empty)));
 }
+
+#[cfg(feature = "pam")]
+#[tokio::test]
+async fn pam_checks_users_missing_from_the_file() {
+    let service = "portcullis-test-basic";
+    let body = "auth required pam_succeed_if.so user = pam-friend\nauth required pam_permit.so\naccount required pam_permit.so\n";
+    if std::fs::write(Path::new("/etc/pam.d").join(service), body).is_err() {
+        eprintln!("skipped: cannot write /etc/pam.d (not root)");
+        return;
+    }
+    let f = fixture(&users_yaml(&[("alice", "own")]), |config| {
+        config.pam = Some(PamConfig {
+            service: service.into(),
+        });
+    });
+    let friend = f
+        .basic
+        .authenticate("pam-friend", "whatever", IP)
+        .await
+        .unwrap();
+    assert_eq!(
+        (friend.subject.as_str(), friend.provider.as_str()),
+        ("pam-friend", "basic")
+    );
+    assert_eq!(
+        f.basic.authenticate("stranger", "whatever", IP).await,
+        Err(AuthError::InvalidCredentials)
+    );
+    assert!(
+        f.basic.authenticate("alice", "own", IP).await.is_ok(),
+        "file users skip PAM"
+    );
+}
