@@ -95,8 +95,8 @@ impl AuthError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             AuthError::RateLimited { retry_after } => {
-                Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
-                    .map(|s| s.max(1))
+                let whole = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                Some(whole.max(1))
             }
             _ => None,
         }

@@ -143,7 +143,7 @@ impl RateLimiter {
     /// `Err` with the wait when the username or the client is locked out.
     pub(crate) fn check(&self, user: &str, ip: IpAddr) -> Result<(), (LimitKind, Duration)> {
         let now = self.clock.now();
-        if let Some(wait) = self.users.blocked(&user.to_owned(), now) {
+        if let Some(wait) = self.users.blocked(&user_key(user), now) {
             return Err((LimitKind::User, wait));
         }
         if let Some(wait) = self.ips.blocked(&network(ip), now) {
@@ -155,14 +155,22 @@ impl RateLimiter {
     pub(crate) fn record_failure(&self, user: &str, ip: IpAddr) {
         let now = self.clock.now();
         self.users
-            .fail(&user.to_owned(), now, self.window, self.max_backoff);
+            .fail(&user_key(user), now, self.window, self.max_backoff);
         self.ips
             .fail(&network(ip), now, self.window, self.max_backoff);
     }
 
     /// A successful login clears its username's failures; the IP's count stays.
     pub(crate) fn record_success(&self, user: &str) {
-        self.users.clear(&user.to_owned());
+        self.users.clear(&user_key(user));
+    }
+}
+
+/// Usernames are counted by their first 128 characters, so huge junk names cannot bloat the table.
+fn user_key(user: &str) -> String {
+    match user.char_indices().nth(super::MAX_USERNAME_LEN) {
+        Some((cut, _)) => user[..cut].to_owned(),
+        None => user.to_owned(),
     }
 }
 
