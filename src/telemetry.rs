@@ -1,1 +1,0 @@
-//! PLACEHOLDER until telemetry lands: metric names, tracing setup, decision log.

@@ -1,0 +1,70 @@
+//! The request id: taken from a sane incoming `X-Request-Id` or made fresh, then put on every log
+//! line (through [`request_span`](super::request_span)), passed upstream and shown on error pages.
+
+/// Header that carries the request id in and out.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Longest incoming request id kept.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The incoming `X-Request-Id` if it is 1–128 visible ASCII characters (no spaces or controls,
+/// so it is safe in logs and headers), otherwise a fresh random id (32 hex digits).
+pub fn request_id(headers: &http::HeaderMap) -> String {
+    let mut incoming = headers.get_all(REQUEST_ID_HEADER).iter();
+    if let (Some(value), None) = (incoming.next(), incoming.next()) {
+        let bytes = value.as_bytes();
+        if !bytes.is_empty()
+            && bytes.len() <= MAX_REQUEST_ID_LEN
+            && bytes.iter().all(|b| b.is_ascii_graphic())
+        {
+            return String::from_utf8_lossy(bytes).into_owned();
+        }
+    }
+    new_request_id()
+}
+
+/// A fresh random request id: 128 bits as 32 lower-case hex digits.
+pub fn new_request_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue};
+
+    fn with(values: &[&[u8]]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(REQUEST_ID_HEADER, HeaderValue::from_bytes(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn sane_incoming_id_is_kept() {
+        assert_eq!(request_id(&with(&[b"abc-123_X.y"])), "abc-123_X.y");
+        let longest = "a".repeat(MAX_REQUEST_ID_LEN);
+        assert_eq!(request_id(&with(&[longest.as_bytes()])), longest);
+    }
+
+    #[test]
+    fn unusable_incoming_id_is_replaced() {
+        let too_long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
+        let cases: &[(&str, HeaderMap)] = &[
+            ("missing", HeaderMap::new()),
+            ("empty", with(&[b""])),
+            ("space", with(&[b"a b"])),
+            ("tab", with(&[b"a\tb"])),
+            ("non-ascii", with(&[b"caf\xc3\xa9"])),
+            ("too long", with(&[too_long.as_bytes()])),
+            ("two values", with(&[b"one", b"two"])),
+        ];
+        for (name, headers) in cases {
+            let id = request_id(headers);
+            assert_eq!(id.len(), 32, "{name}");
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
+        }
+        assert_ne!(new_request_id(), new_request_id());
+    }
+}
