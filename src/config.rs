@@ -16,6 +16,7 @@ use crate::capability::CapabilityConfig;
 use crate::identity::basic::BasicAuthConfig;
 use crate::identity::providers::ProviderConfig;
 use crate::session::SessionConfig;
+use crate::telemetry::DecisionLogConfig;
 
 /// The validated gateway configuration.
 #[derive(Debug, Clone)]
@@ -38,6 +39,7 @@ pub struct Config {
     pub basic_auth: Option<BasicAuthConfig>,
     /// A separate listener for `/metrics`; `None` serves it on the main listener.
     pub metrics_listen: Option<SocketAddr>,
+    pub decision_log: DecisionLogConfig,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
 }
@@ -104,6 +106,8 @@ struct RawConfig {
     providers: Vec<ProviderConfig>,
     basic_auth: Option<BasicAuthConfig>,
     metrics_listen: Option<Spanned<String>>,
+    #[serde(default)]
+    decision_log: DecisionLogConfig,
     #[serde(default, with = "humantime_serde")]
     shutdown_grace: Option<Duration>,
 }
@@ -184,6 +188,7 @@ impl Config {
             providers: Vec::new(),
             basic_auth: None,
             metrics_listen: None,
+            decision_log: DecisionLogConfig::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
@@ -395,6 +400,7 @@ impl<'a> Validator<'a> {
             providers: raw.providers,
             basic_auth: raw.basic_auth,
             metrics_listen,
+            decision_log: raw.decision_log,
             shutdown_grace: raw.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
         })
     }

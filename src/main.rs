@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use portcullis::config::Config;
 use portcullis::policy::{PolicySet, PolicyStore};
 use portcullis::server::Gateway;
+use portcullis::telemetry::{LogFormat, init_tracing};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +28,9 @@ enum Command {
         /// gateway.yaml; omit it to start on the embedded default.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Log lines for people (human) or for log pipelines (json).
+        #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+        log_format: LogFormat,
     },
 }
 
@@ -34,18 +38,15 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config } => serve(config),
+        Command::Serve { config, log_format } => serve(config, log_format),
     }
 }
 
-fn serve(config_path: Option<PathBuf>) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+fn serve(config_path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
+    if let Err(err) = init_tracing(log_format, None) {
+        eprintln!("portcullis: {err}");
+        return ExitCode::FAILURE;
+    }
     let config = match &config_path {
         None => Config::embedded_default(),
         Some(path) => match Config::load(path) {
@@ -84,6 +85,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     for addr in gateway.local_addrs() {
         // Tests and scripts read this line to learn the port when listening on :0.
         println!("portcullis listening on http://{addr}");
+    }
+    if let Some(addr) = gateway.metrics_addr() {
+        println!("portcullis metrics on http://{addr}/metrics");
     }
     println!("open {public_url}");
     gateway.run(shutdown_signal()).await

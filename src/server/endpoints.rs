@@ -6,6 +6,7 @@ use super::body::Body;
 use super::guard::RequestContext;
 use super::respond::with_type;
 use super::state::Shared;
+use crate::telemetry::{PROMETHEUS_CONTENT_TYPE, PrometheusHandle};
 
 /// Serves `path` if it is one of the gateway's endpoints.
 pub fn serve<B>(
@@ -25,6 +26,10 @@ pub fn serve<B>(
             &ctx.request_id,
         )),
         "/readyz" => Some(readyz(shared, ctx)),
+        "/metrics" => shared
+            .metrics
+            .as_ref()
+            .map(|handle| metrics(handle, &ctx.request_id)),
         _ => None,
     }
 }
@@ -51,5 +56,15 @@ fn readyz(shared: &Shared, ctx: &RequestContext) -> Response<Body> {
         body.to_string(),
         "application/json",
         &ctx.request_id,
+    )
+}
+
+/// Prometheus text exposition of every gateway metric.
+pub fn metrics(handle: &PrometheusHandle, request_id: &str) -> Response<Body> {
+    with_type(
+        StatusCode::OK,
+        handle.render(),
+        PROMETHEUS_CONTENT_TYPE,
+        request_id,
     )
 }

@@ -23,7 +23,9 @@ use super::state::Shared;
 use super::tls;
 use super::websocket::WsRegistry;
 use crate::config::Config;
+use crate::pages::Pages;
 use crate::policy::{PolicyStore, Scheme};
+use crate::telemetry::{self, DecisionLog, PrometheusHandle};
 
 /// Slow clients may not hold a connection open without sending their headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,6 +35,8 @@ pub struct Gateway {
     shared: Arc<Shared>,
     listeners: Vec<TcpListener>,
     tls: Option<TlsAcceptor>,
+    /// The separate `/metrics` listener, when `metrics_listen` is set.
+    metrics: Option<(TcpListener, PrometheusHandle)>,
 }
 
 impl Gateway {
@@ -48,7 +52,27 @@ impl Gateway {
         }
         let strip = IdentityHeaderStripper::new(config.headers.strip.iter().map(String::as_str))
             .context("headers.strip names an invalid header")?;
+        let pages =
+            Pages::load(config.templates.as_deref()).map_err(|err| anyhow::anyhow!("{err}"))?;
+        let decision_log = if config.decision_log.enabled {
+            DecisionLog::start(&config.decision_log).context("cannot open the decision log")?
+        } else {
+            DecisionLog::disabled()
+        };
+        let handle = telemetry::install_metrics();
+        let (metrics, main_listener_metrics) = match config.metrics_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?;
+                (Some((listener, handle)), None)
+            }
+            None => (None, Some(handle)),
+        };
         let shared = Arc::new(Shared {
+            pages,
+            decision_log,
+            metrics: main_listener_metrics,
             upstream: UpstreamClient::new(&config.upstream)?,
             websockets: Arc::new(WsRegistry::default()),
             tasks: TaskTracker::new(),
@@ -60,7 +84,12 @@ impl Gateway {
             shared,
             listeners,
             tls,
+            metrics,
         })
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
@@ -77,9 +106,12 @@ impl Gateway {
             shared,
             listeners,
             tls,
+            metrics,
         } = self;
         let graceful = GracefulShutdown::new();
         let recheck = tokio::spawn(recheck_websockets_on_reload(shared.clone()));
+        let metrics_server =
+            metrics.map(|(listener, handle)| tokio::spawn(serve_metrics(listener, handle)));
 
         let accepting = futures_util::future::join_all(
             listeners
@@ -92,6 +124,9 @@ impl Gateway {
         }
         tracing::info!(grace = ?shared.config.shutdown_grace, "shutting down: draining in-flight requests");
         recheck.abort();
+        if let Some(server) = metrics_server {
+            server.abort();
+        }
         shared.websockets.close_all(1001, "gateway shutting down");
         shared.tasks.close();
         let drained = tokio::time::timeout(shared.config.shutdown_grace, async {
@@ -183,5 +218,25 @@ async fn recheck_websockets_on_reload(shared: Arc<Shared>) {
             live = shared.websockets.len(),
             "re-checked live WebSockets"
         );
+    }
+}
+
+/// A listener that answers every request with the Prometheus text, kept off the public port.
+async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |_request| {
+                let response = super::endpoints::metrics(&handle, &telemetry::new_request_id());
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
     }
 }

@@ -14,14 +14,16 @@
 //!
 //! One [`RequestContext`] carries what the phases learn.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 use super::body::Body;
 use super::endpoints;
@@ -29,12 +31,14 @@ use super::error::GatewayError;
 use super::headers::{ForwardedFacts, remove_hop_by_hop, set_forwarded};
 use super::path::normalize;
 use super::proxy::{prepare_request, upstream_uri};
-use super::respond::{self, REQUEST_ID};
+use super::respond;
 use super::state::Shared;
 use super::websocket::{self, is_upgrade};
 use super::whoami;
 use crate::identity::Identity;
+use crate::pages::wants_html;
 use crate::policy::{Decision, Outcome, RequestInfo, Scheme, Upstream};
+use crate::telemetry::{self, DecisionOutcome, DecisionRecord, REQUEST_ID_HEADER};
 
 /// What the pipeline knows about one request so far.
 pub struct RequestContext {
@@ -43,6 +47,20 @@ pub struct RequestContext {
     pub scheme: Scheme,
     pub started: Instant,
     pub wants_html: bool,
+    pub method: http::Method,
+    /// The normalized path once phase 2 succeeded.
+    pub path: Option<String>,
+    /// What phase 5 decided, for the metric and the decision log.
+    pub decided: Option<Decided>,
+}
+
+/// The parts of a [`Decision`] that outlive the response.
+pub struct Decided {
+    pub outcome: Outcome,
+    pub route: Option<Arc<str>>,
+    pub rule: Option<Arc<str>>,
+    pub reason: Cow<'static, str>,
+    pub subject: Option<String>,
 }
 
 /// Handles one request end to end; never fails at the hyper level.
@@ -52,29 +70,75 @@ pub async fn handle(
     scheme: Scheme,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let ctx = RequestContext {
-        request_id: request_id(request.headers()),
+    let mut ctx = RequestContext {
+        request_id: telemetry::request_id(request.headers()),
         peer,
         scheme,
         started: Instant::now(),
         wants_html: wants_html(request.headers()),
+        method: request.method().clone(),
+        path: None,
+        decided: None,
     };
-    let mut response = match pipeline(&shared, &ctx, request).await {
+    let span = telemetry::request_span(&ctx.request_id);
+    let result = pipeline(&shared, &mut ctx, request).instrument(span).await;
+    let mut response = match result {
         Ok(response) => response,
         Err(error) => {
             log_error(&ctx, &error);
-            respond::error_response(&error, &ctx.request_id, ctx.wants_html)
+            respond::error_response(&shared.pages, &error, &ctx.request_id, ctx.wants_html)
         }
     };
     if let Ok(value) = HeaderValue::try_from(ctx.request_id.as_str()) {
-        response.headers_mut().insert(REQUEST_ID, value);
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    record(&shared, &ctx, response.status().as_u16());
     Ok(response)
+}
+
+/// The request metric and the decision log line, once the status is known.
+fn record(shared: &Shared, ctx: &RequestContext, status: u16) {
+    let Some(decided) = &ctx.decided else {
+        return;
+    };
+    let outcome = if status >= 500 {
+        DecisionOutcome::Error
+    } else {
+        DecisionOutcome::from(decided.outcome)
+    };
+    let outcome_label = match outcome {
+        DecisionOutcome::Allow => "allow",
+        DecisionOutcome::Login => "login",
+        DecisionOutcome::Deny => "deny",
+        DecisionOutcome::Error => "error",
+    };
+    metrics::counter!(
+        telemetry::REQUESTS_TOTAL,
+        "route" => decided.route.as_deref().unwrap_or("-").to_string(),
+        "method_class" => telemetry::method_class(&ctx.method),
+        "outcome" => outcome_label,
+        "status" => status.to_string(),
+    )
+    .increment(1);
+    if shared.decision_log.is_enabled() {
+        shared.decision_log.record(&DecisionRecord {
+            time: SystemTime::now(),
+            request_id: &ctx.request_id,
+            route: decided.route.as_deref(),
+            rule: decided.rule.as_deref(),
+            outcome,
+            reason: &decided.reason,
+            subject: decided.subject.as_deref(),
+            method: ctx.method.as_str(),
+            path: ctx.path.as_deref().unwrap_or("-"),
+            status,
+        });
+    }
 }
 
 async fn pipeline(
     shared: &Shared,
-    ctx: &RequestContext,
+    ctx: &mut RequestContext,
     mut request: Request<Incoming>,
 ) -> Result<Response<Body>, GatewayError> {
     // 1 strip
@@ -108,8 +172,19 @@ async fn pipeline(
         ip: ctx.peer.ip(),
     };
     let snapshot = shared.policies.snapshot();
+    let deciding = Instant::now();
     let decision = snapshot.set.decide(identity.as_ref(), &info);
+    metrics::histogram!(telemetry::DECISION_DURATION_SECONDS)
+        .record(deciding.elapsed().as_secs_f64());
     log_decision(ctx, &info, &decision);
+    ctx.path = Some(info.path.clone());
+    ctx.decided = Some(Decided {
+        outcome: decision.outcome,
+        route: decision.route.as_ref().map(|route| route.name.clone()),
+        rule: decision.rule.clone(),
+        reason: decision.reason.clone(),
+        subject: identity.as_ref().map(|user| user.subject.clone()),
+    });
 
     // 6 respond
     match decision.outcome {
@@ -148,7 +223,7 @@ async fn allow(
     };
     set_forwarded(&mut upstream_headers, forwarded);
     if let Ok(value) = HeaderValue::try_from(ctx.request_id.as_str()) {
-        upstream_headers.insert(REQUEST_ID, value);
+        upstream_headers.insert(REQUEST_ID_HEADER, value);
     }
 
     if info.websocket {
@@ -173,7 +248,7 @@ async fn allow(
             prepare_request(&mut request, uri, &info.host);
             let started = Instant::now();
             let result = shared.upstream.forward(request).await;
-            metrics::histogram!("portcullis_upstream_duration_seconds", "route" => route.name.to_string())
+            metrics::histogram!(telemetry::UPSTREAM_DURATION_SECONDS, "route" => route.name.to_string())
                 .record(started.elapsed().as_secs_f64());
             result
         }
@@ -218,28 +293,6 @@ fn request_host<B>(request: &Request<B>) -> Option<String> {
         .trim_end_matches(']')
         .to_ascii_lowercase();
     (!host.is_empty()).then_some(host)
-}
-
-/// A sane incoming `X-Request-Id` is kept so logs join up across hops; otherwise a new one.
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()))
-}
-
-/// A browser navigation gets pages and redirects; XHR, API clients and WebSockets get JSON.
-fn wants_html(headers: &HeaderMap) -> bool {
-    let accepts_html = headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
-    let xhr = headers
-        .get("x-requested-with")
-        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"));
-    accepts_html && !xhr
 }
 
 fn log_decision(ctx: &RequestContext, info: &RequestInfo, decision: &Decision) {

@@ -1,27 +1,33 @@
-//! Turning a refusal into a response: an HTML page for a browser, JSON for everything else.
+//! Turning a refusal into a response: a page from `templates/` for a browser, JSON otherwise.
 
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{self, Body};
 use super::error::GatewayError;
-
-pub const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+use crate::pages::{self, ErrorPage, Pages};
+use crate::telemetry::REQUEST_ID_HEADER;
 
 /// Renders a gateway error for the client; details that are not the client's stay in the log.
-pub fn error_response(error: &GatewayError, request_id: &str, wants_html: bool) -> Response<Body> {
+pub fn error_response(
+    pages: &Pages,
+    error: &GatewayError,
+    request_id: &str,
+    wants_html: bool,
+) -> Response<Body> {
     let status = error.status();
     let message = error.public_message();
     if wants_html {
-        let page = simple_page(status, error.kind(), &message, request_id);
-        with_type(status, page, "text/html; charset=utf-8", request_id)
+        let mut page = ErrorPage::for_status(status.as_u16(), request_id);
+        page.error_msg = message;
+        with_type(
+            status,
+            pages.error(&page),
+            "text/html; charset=utf-8",
+            request_id,
+        )
     } else {
-        let json = serde_json::json!({
-            "error": message,
-            "error_type": error.kind(),
-            "status": status.as_u16(),
-            "request_id": request_id,
-        });
-        with_type(status, json.to_string(), "application/json", request_id)
+        let json = pages::error_json(status.as_u16(), &message, request_id);
+        with_type(status, json, "application/json", request_id)
     }
 }
 
@@ -41,7 +47,7 @@ pub fn login_required_json(login_url: &str, request_id: &str) -> Response<Body> 
     )
 }
 
-/// `302` to the login start for browser navigations.
+/// `302` to `location`, never cached.
 pub fn redirect(location: &str) -> Response<Body> {
     let mut response = Response::new(body::empty());
     *response.status_mut() = StatusCode::FOUND;
@@ -66,26 +72,7 @@ pub fn with_type(
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(value) = HeaderValue::try_from(request_id) {
-        headers.insert(REQUEST_ID, value);
+        headers.insert(REQUEST_ID_HEADER, value);
     }
     response
-}
-
-fn simple_page(status: StatusCode, kind: &str, message: &str, request_id: &str) -> String {
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{code} {reason}</title></head>\
-         <body><h1>{code} {reason}</h1><p>{message}</p><p><small>{kind} · request {request_id}</small></p></body></html>",
-        code = status.as_u16(),
-        reason = status.canonical_reason().unwrap_or(""),
-        message = escape(message),
-        kind = escape(kind),
-        request_id = escape(request_id),
-    )
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

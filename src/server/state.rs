@@ -9,7 +9,9 @@ use super::headers::IdentityHeaderStripper;
 use super::proxy::UpstreamClient;
 use super::websocket::WsRegistry;
 use crate::config::Config;
+use crate::pages::Pages;
 use crate::policy::PolicyStore;
+use crate::telemetry::DecisionLog;
 
 pub struct Shared {
     pub config: Config,
@@ -19,6 +21,10 @@ pub struct Shared {
     /// WebSocket bridges, waited for on shutdown.
     pub tasks: TaskTracker,
     pub strip: IdentityHeaderStripper,
+    pub pages: Pages,
+    pub decision_log: DecisionLog,
+    /// Renders `/metrics` on the main listener when no separate `metrics_listen` is configured.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl Shared {

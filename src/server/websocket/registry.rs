@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::identity::Identity;
 use crate::policy::{Outcome, PolicySet, RequestInfo};
+use crate::telemetry;
 
 /// An order to end a bridge with a close code (1008 policy, 1001 going away) and reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +51,7 @@ pub struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.registry.live.lock().remove(&self.id);
-        metrics::gauge!("portcullis_websockets_active", "route" => self.route.to_string())
+        metrics::gauge!(telemetry::WEBSOCKETS_ACTIVE, "route" => self.route.to_string())
             .decrement(1.0);
     }
 }
@@ -71,8 +72,7 @@ impl WsRegistry {
             closer,
         };
         self.live.lock().insert(id, socket);
-        metrics::gauge!("portcullis_websockets_active", "route" => route.to_string())
-            .increment(1.0);
+        metrics::gauge!(telemetry::WEBSOCKETS_ACTIVE, "route" => route.to_string()).increment(1.0);
         Registration {
             id,
             route,
@@ -110,7 +110,7 @@ impl WsRegistry {
             };
             if socket.closer.send(Some(order)).is_ok() {
                 closed += 1;
-                metrics::counter!("portcullis_websockets_closed_total", "route" => socket.route.to_string(), "reason" => "policy").increment(1);
+                metrics::counter!(telemetry::WEBSOCKETS_CLOSED_TOTAL, "route" => socket.route.to_string(), "reason" => "policy").increment(1);
                 tracing::info!(route = %socket.route, reason = %decision.reason, "closing WebSocket after policy change");
             }
         }
