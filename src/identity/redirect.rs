@@ -23,7 +23,7 @@ pub fn safe_redirect(rd: &str, public_host: &str, allowed_hosts: &[String]) -> O
     let mut decoded = rd.to_owned();
     for _ in 0..3 {
         let next = percent_decode_str(&decoded).decode_utf8().ok()?.into_owned();
-        if !plain(&next) {
+        if next.chars().any(|c| c.is_control() || c == '\\') {
             return None;
         }
         if next == decoded {
