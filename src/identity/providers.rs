@@ -104,8 +104,9 @@ impl ConfigError {
 /// How the provider is spoken to once resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Protocol {
-    /// OpenID Connect with discovery at `issuer`.
-    Oidc { issuer: Url },
+    /// OpenID Connect with discovery at `issuer`, kept exactly as written: the ID token's `iss`
+    /// must match it character for character (Google has no trailing slash, Auth0 has one).
+    Oidc { issuer: String },
     Github(github::GithubEndpoints),
     Bitbucket(bitbucket::BitbucketEndpoints),
 }
@@ -163,9 +164,9 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
     let mut groups_claim = None;
     let mut scopes: Vec<&str> = OIDC_SCOPES.to_vec();
     let mut extra_params: Vec<(String, String)> = Vec::new();
-    let issuer = |text: String| Protocol::Oidc { issuer: Url::parse(&text).unwrap_or_else(|_| placeholder()) };
+    let issuer = |text: String| Protocol::Oidc { issuer: text };
     let protocol = match config.kind.as_str() {
-        "oidc" => issuer(need("issuer", &config.issuer)),
+        "oidc" => Protocol::Oidc { issuer: config.issuer.clone().unwrap_or_else(|| need("issuer", &config.issuer)) },
         "google" => {
             if let [domain] = config.email_domains.as_slice() {
                 extra_params.push(("hd".into(), domain.clone()));
@@ -207,7 +208,7 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
                 Ok(endpoints) => Protocol::Github(endpoints),
                 Err(problem) => {
                     problems.push(problem);
-                    Protocol::Oidc { issuer: placeholder() }
+                    Protocol::Oidc { issuer: String::new() }
                 }
             }
         }
@@ -217,7 +218,7 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
                 Ok(endpoints) => Protocol::Bitbucket(endpoints),
                 Err(problem) => {
                     problems.push(problem);
-                    Protocol::Oidc { issuer: placeholder() }
+                    Protocol::Oidc { issuer: String::new() }
                 }
             }
         }
@@ -225,15 +226,14 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
             problems.push(format!(
                 "providers.{name}: unknown provider kind {other:?}; use one of oidc, google, azure, okta, gitlab, auth0, keycloak, github, bitbucket"
             ));
-            Protocol::Oidc { issuer: placeholder() }
+            Protocol::Oidc { issuer: String::new() }
         }
     };
     if let Protocol::Oidc { issuer } = &protocol
-        && issuer != &placeholder()
-        && issuer.scheme() != "https"
-        && !is_loopback(issuer)
+        && !issuer.is_empty()
+        && let Err(problem) = parse_url(name, "issuer", issuer)
     {
-        problems.push(format!("providers.{name}: issuer {issuer} must use https"));
+        problems.push(problem);
     }
     if !problems.is_empty() {
         return Err(ConfigError { problems });
@@ -249,11 +249,6 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
         extra_params,
         protocol,
     })
-}
-
-/// Stands in for an unparsable URL while problems are collected; never reaches `Ok`.
-fn placeholder() -> Url {
-    Url::parse("invalid://placeholder").expect("static URL parses")
 }
 
 /// Plain http is allowed only for loopback providers (tests, sidecars).
@@ -292,7 +287,7 @@ mod tests {
 
     fn issuer_of(kind: &str, fields: &[(&str, &str)]) -> String {
         match resolve(&config(kind, fields)).unwrap().protocol {
-            Protocol::Oidc { issuer } => issuer.to_string(),
+            Protocol::Oidc { issuer } => issuer,
             other => panic!("{other:?}"),
         }
     }
@@ -301,12 +296,12 @@ mod tests {
     fn oidc_presets_produce_their_issuers() {
         let cases: &[(&str, &[(&str, &str)], &str)] = &[
             ("oidc", &[("issuer", "https://id.example.com/")], "https://id.example.com/"),
-            ("google", &[], "https://accounts.google.com/"),
+            ("google", &[], "https://accounts.google.com"),
             ("azure", &[("tenant", "contoso.onmicrosoft.com")], "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"),
             ("okta", &[("domain", "corp.okta.com"), ("authorization_server", "default")], "https://corp.okta.com/oauth2/default"),
-            ("okta", &[("domain", "corp.okta.com")], "https://corp.okta.com/"),
-            ("gitlab", &[], "https://gitlab.com/"),
-            ("gitlab", &[("url", "https://git.example.com/")], "https://git.example.com/"),
+            ("okta", &[("domain", "corp.okta.com")], "https://corp.okta.com"),
+            ("gitlab", &[], "https://gitlab.com"),
+            ("gitlab", &[("url", "https://git.example.com/")], "https://git.example.com"),
             ("auth0", &[("domain", "corp.eu.auth0.com")], "https://corp.eu.auth0.com/"),
             ("keycloak", &[("url", "https://sso.example.com/"), ("realm", "staff")], "https://sso.example.com/realms/staff"),
         ];

@@ -45,9 +45,10 @@ pub(crate) struct Discovery {
 }
 
 impl Discovery {
-    pub(crate) fn new(issuer: &Url, client_id: &str, client_secret: Option<&str>, redirect: RedirectUrl) -> Discovery {
+    /// `issuer` was validated as a URL by the provider factory.
+    pub(crate) fn new(issuer: IssuerUrl, client_id: &str, client_secret: Option<&str>, redirect: RedirectUrl) -> Discovery {
         Discovery {
-            issuer: IssuerUrl::from_url(issuer.clone()),
+            issuer,
             client_id: ClientId::new(client_id.to_owned()),
             client_secret: client_secret.map(|s| ClientSecret::new(s.to_owned())),
             redirect,

@@ -32,7 +32,7 @@ use oauth2::{
     PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse as _, TokenUrl,
 };
 use openidconnect::core::{CoreAuthenticationFlow, CoreIdToken};
-use openidconnect::{LogoutRequest, Nonce, PostLogoutRedirectUrl, TokenResponse as _};
+use openidconnect::{IssuerUrl, LogoutRequest, Nonce, PostLogoutRedirectUrl, TokenResponse as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
@@ -124,13 +124,16 @@ impl Providers {
             return Err(ConfigError { problems });
         }
         let redirect_url = RedirectUrl::from_url(redirect);
-        let providers = resolved
-            .into_iter()
-            .map(|config| {
-                let backend = backend(&config, &redirect_url);
-                Provider { config, backend }
-            })
-            .collect();
+        let mut providers = Vec::new();
+        for config in resolved {
+            match backend(&config, &redirect_url) {
+                Ok(backend) => providers.push(Provider { config, backend }),
+                Err(problem) => problems.push(problem),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
         let http = IdpHttpClient::new().map_err(|e| ConfigError::one(e.to_string()))?;
         Ok(Providers {
             inner: Arc::new(Inner {
@@ -292,7 +295,7 @@ impl Providers {
     }
 }
 
-fn backend(config: &ResolvedProvider, redirect: &RedirectUrl) -> Backend {
+fn backend(config: &ResolvedProvider, redirect: &RedirectUrl) -> Result<Backend, String> {
     let oauth2 = |auth: &Url, token: &Url| {
         let mut client = BasicClient::new(ClientId::new(config.client_id.clone()))
             .set_auth_uri(AuthUrl::from_url(auth.clone()))
@@ -304,12 +307,20 @@ fn backend(config: &ResolvedProvider, redirect: &RedirectUrl) -> Backend {
         Box::new(client)
     };
     match &config.protocol {
-        Protocol::Oidc { issuer } => {
-            Backend::Oidc(Discovery::new(issuer, &config.client_id, config.client_secret.as_deref(), redirect.clone()))
+        Protocol::Oidc { issuer } => match IssuerUrl::new(issuer.clone()) {
+            Ok(issuer) => Ok(Backend::Oidc(Discovery::new(
+                issuer,
+                &config.client_id,
+                config.client_secret.as_deref(),
+                redirect.clone(),
+            ))),
+            Err(e) => Err(format!("providers.{}.issuer {issuer:?}: {e}", config.name)),
+        },
+        Protocol::Github(e) => {
+            Ok(Backend::OAuth2 { client: oauth2(&e.auth_url, &e.token_url), api: Api::Github(e.clone()) })
         }
-        Protocol::Github(e) => Backend::OAuth2 { client: oauth2(&e.auth_url, &e.token_url), api: Api::Github(e.clone()) },
         Protocol::Bitbucket(e) => {
-            Backend::OAuth2 { client: oauth2(&e.auth_url, &e.token_url), api: Api::Bitbucket(e.clone()) }
+            Ok(Backend::OAuth2 { client: oauth2(&e.auth_url, &e.token_url), api: Api::Bitbucket(e.clone()) })
         }
     }
 }
