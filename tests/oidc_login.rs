@@ -28,7 +28,11 @@ fn redirect_uri() -> String {
 }
 
 fn codec() -> SessionCodec {
-    SessionCodec::new(&SessionConfig { secrets: vec![SECRET.into()], ..SessionConfig::default() }).unwrap()
+    SessionCodec::new(&SessionConfig {
+        secrets: vec![SECRET.into()],
+        ..SessionConfig::default()
+    })
+    .unwrap()
 }
 
 fn provider_config(value: serde_json::Value) -> ProviderConfig {
@@ -80,12 +84,22 @@ struct Browser {
 impl Browser {
     fn new() -> Browser {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Browser { http, jar: HashMap::new() }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            http,
+            jar: HashMap::new(),
+        }
     }
 
     fn cookie_header(&self) -> String {
-        self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     fn keep_cookies(&mut self, headers: &reqwest::header::HeaderMap) {
@@ -105,20 +119,38 @@ impl Browser {
     async fn sign_in(&mut self, authorize: &str, user: &str) -> String {
         let mut url = Url::parse(authorize).unwrap();
         for _ in 0..10 {
-            let response = self.http.get(url.as_str()).header(COOKIE, self.cookie_header()).send().await.unwrap();
+            let response = self
+                .http
+                .get(url.as_str())
+                .header(COOKIE, self.cookie_header())
+                .send()
+                .await
+                .unwrap();
             self.keep_cookies(response.headers());
             let mut status = response.status();
             let mut headers = response.headers().clone();
             if status == StatusCode::OK && url.path().starts_with("/interaction/") {
-                let form = [("login", user.to_owned()), ("password", format!("{user}-password"))];
+                let form = [
+                    ("login", user.to_owned()),
+                    ("password", format!("{user}-password")),
+                ];
                 let login = url.join(&format!("{}/login", url.path())).unwrap();
-                let response =
-                    self.http.post(login.as_str()).header(COOKIE, self.cookie_header()).form(&form).send().await.unwrap();
+                let response = self
+                    .http
+                    .post(login.as_str())
+                    .header(COOKIE, self.cookie_header())
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
                 self.keep_cookies(response.headers());
                 status = response.status();
                 headers = response.headers().clone();
             }
-            assert!(status.is_redirection(), "provider answered {status} at {url}");
+            assert!(
+                status.is_redirection(),
+                "provider answered {status} at {url}"
+            );
             let next = url.join(headers[LOCATION].to_str().unwrap()).unwrap();
             if next.as_str().starts_with(&redirect_uri()) {
                 return format!("{}?{}", next.path(), next.query().unwrap_or_default());
@@ -135,18 +167,40 @@ struct Started {
     cookies: HeaderMap,
 }
 
-async fn start(providers: &Providers, codec: &SessionCodec, query: &str) -> Result<Started, LoginError> {
-    let response = providers.start(&parts(&format!("/oauth2/start{query}"), &HeaderMap::new()), codec).await?;
+async fn start(
+    providers: &Providers,
+    codec: &SessionCodec,
+    query: &str,
+) -> Result<Started, LoginError> {
+    let response = providers
+        .start(
+            &parts(&format!("/oauth2/start{query}"), &HeaderMap::new()),
+            codec,
+        )
+        .await?;
     assert_eq!(response.status(), StatusCode::FOUND);
     let set: Vec<&HeaderValue> = response.headers().get_all(SET_COOKIE).iter().collect();
-    Ok(Started { authorize: response.headers()[LOCATION].to_str().unwrap().to_owned(), cookies: cookies_from(&set) })
+    Ok(Started {
+        authorize: response.headers()[LOCATION].to_str().unwrap().to_owned(),
+        cookies: cookies_from(&set),
+    })
 }
 
 /// Full login as `user`; returns the session, rd and the gateway's Set-Cookie values.
-async fn login(providers: &Providers, codec: &SessionCodec, user: &str, rd: &str) -> (Session, String, Vec<HeaderValue>) {
-    let started = start(providers, codec, &format!("?rd={}", urlencode(rd))).await.unwrap();
+async fn login(
+    providers: &Providers,
+    codec: &SessionCodec,
+    user: &str,
+    rd: &str,
+) -> (Session, String, Vec<HeaderValue>) {
+    let started = start(providers, codec, &format!("?rd={}", urlencode(rd)))
+        .await
+        .unwrap();
     let callback = Browser::new().sign_in(&started.authorize, user).await;
-    providers.callback(&parts(&callback, &started.cookies), codec).await.unwrap()
+    providers
+        .callback(&parts(&callback, &started.cookies), codec)
+        .await
+        .unwrap()
 }
 
 fn urlencode(text: &str) -> String {
@@ -159,7 +213,9 @@ async fn full_login_maps_identity_groups_and_session_reopens() {
     let providers = oidc_providers(&idp.issuer());
     let codec = codec();
 
-    let started = start(&providers, &codec, "?rd=%2Fpanel%2F%3Fx%3D1").await.unwrap();
+    let started = start(&providers, &codec, "?rd=%2Fpanel%2F%3Fx%3D1")
+        .await
+        .unwrap();
     let authorize = Url::parse(&started.authorize).unwrap();
     let params: HashMap<_, _> = authorize.query_pairs().into_owned().collect();
     assert_eq!(params["code_challenge_method"], "S256");
@@ -168,7 +224,10 @@ async fn full_login_maps_identity_groups_and_session_reopens() {
     assert!(params.contains_key("state") && params.contains_key("nonce"));
 
     let callback = Browser::new().sign_in(&started.authorize, "alice").await;
-    let (session, rd, set_cookies) = providers.callback(&parts(&callback, &started.cookies), &codec).await.unwrap();
+    let (session, rd, set_cookies) = providers
+        .callback(&parts(&callback, &started.cookies), &codec)
+        .await
+        .unwrap();
     assert_eq!(rd, "/panel/?x=1");
     let user = &session.identity;
     assert_eq!(user.subject, "alice");
@@ -177,12 +236,20 @@ async fn full_login_maps_identity_groups_and_session_reopens() {
     assert_eq!(user.name.as_deref(), Some("Alice Liddell"));
     assert_eq!(user.groups, ["admins", "analysts"]);
     assert_eq!(user.provider, "test");
-    assert!(set_cookies.iter().any(|c| c.to_str().unwrap().starts_with("_portcullis_login=;")));
+    assert!(
+        set_cookies
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("_portcullis_login=;"))
+    );
 
     let browser_cookies = cookies_from(&set_cookies.iter().collect::<Vec<_>>());
     let reopened = codec.open(&browser_cookies).expect("session cookie opens");
     assert_eq!(reopened, session);
-    assert_eq!(codec.open(&browser_cookies).unwrap().id, session.id, "session is reused");
+    assert_eq!(
+        codec.open(&browser_cookies).unwrap().id,
+        session.id,
+        "session is reused"
+    );
 }
 
 #[tokio::test]
@@ -210,7 +277,10 @@ async fn tampered_state_is_rejected() {
     let started = start(&providers, &codec, "").await.unwrap();
     let callback = Browser::new().sign_in(&started.authorize, "alice").await;
     let tampered = callback.replace("state=", "state=x");
-    let err = providers.callback(&parts(&tampered, &started.cookies), &codec).await.unwrap_err();
+    let err = providers
+        .callback(&parts(&tampered, &started.cookies), &codec)
+        .await
+        .unwrap_err();
     assert!(matches!(err, LoginError::StateMismatch), "{err}");
     assert_eq!(err.status(), StatusCode::BAD_REQUEST);
 }
@@ -222,7 +292,10 @@ async fn callback_without_login_cookie_is_rejected() {
     let codec = codec();
     let started = start(&providers, &codec, "").await.unwrap();
     let callback = Browser::new().sign_in(&started.authorize, "alice").await;
-    let err = providers.callback(&parts(&callback, &HeaderMap::new()), &codec).await.unwrap_err();
+    let err = providers
+        .callback(&parts(&callback, &HeaderMap::new()), &codec)
+        .await
+        .unwrap_err();
     assert!(matches!(err, LoginError::StateMissing), "{err}");
 }
 
@@ -233,8 +306,14 @@ async fn replayed_code_is_rejected() {
     let codec = codec();
     let started = start(&providers, &codec, "").await.unwrap();
     let callback = Browser::new().sign_in(&started.authorize, "alice").await;
-    providers.callback(&parts(&callback, &started.cookies), &codec).await.unwrap();
-    let err = providers.callback(&parts(&callback, &started.cookies), &codec).await.unwrap_err();
+    providers
+        .callback(&parts(&callback, &started.cookies), &codec)
+        .await
+        .unwrap();
+    let err = providers
+        .callback(&parts(&callback, &started.cookies), &codec)
+        .await
+        .unwrap_err();
     assert!(matches!(err, LoginError::CodeRejected(_)), "{err}");
     assert_eq!(err.status(), StatusCode::BAD_REQUEST);
 }
@@ -246,8 +325,14 @@ async fn refresh_renews_short_lived_tokens_and_rereads_groups() {
     let codec = codec();
     let (session, _, _) = login(&providers, &codec, "alice", "/").await;
     let tokens = session.tokens.clone().unwrap();
-    assert!(tokens.refresh_token.is_some(), "provider issued a refresh token");
-    assert!(codec.needs_refresh(&session), "a 10 s access token is within the refresh margin");
+    assert!(
+        tokens.refresh_token.is_some(),
+        "provider issued a refresh token"
+    );
+    assert!(
+        codec.needs_refresh(&session),
+        "a 10 s access token is within the refresh margin"
+    );
 
     set_groups(&idp, "alice", "analysts,auditors").await;
     let refreshed = providers.refresh(&session).await.unwrap();
@@ -255,11 +340,17 @@ async fn refresh_renews_short_lived_tokens_and_rereads_groups() {
     assert_eq!(refreshed.id, session.id);
     assert_eq!(refreshed.expires_at, session.expires_at);
     assert_ne!(new_tokens.access_token, tokens.access_token);
-    assert_ne!(new_tokens.refresh_token, tokens.refresh_token, "refresh token rotated");
+    assert_ne!(
+        new_tokens.refresh_token, tokens.refresh_token,
+        "refresh token rotated"
+    );
     assert_eq!(refreshed.identity.groups, ["analysts", "auditors"]);
 
     let again = providers.refresh(&refreshed).await.unwrap();
-    assert_ne!(again.tokens.unwrap().refresh_token, new_tokens.refresh_token);
+    assert_ne!(
+        again.tokens.unwrap().refresh_token,
+        new_tokens.refresh_token
+    );
 }
 
 #[tokio::test]
@@ -277,11 +368,22 @@ async fn concurrent_refreshes_of_one_session_share_one_rotation() {
         .collect();
     let mut results = Vec::new();
     for handle in handles {
-        results.push(handle.await.unwrap().expect("every concurrent refresh succeeds"));
+        results.push(
+            handle
+                .await
+                .unwrap()
+                .expect("every concurrent refresh succeeds"),
+        );
     }
-    assert!(results.windows(2).all(|w| w[0] == w[1]), "all callers got the same new session");
+    assert!(
+        results.windows(2).all(|w| w[0] == w[1]),
+        "all callers got the same new session"
+    );
     // Had the old refresh token been replayed, the provider would have revoked the grant.
-    providers.refresh(&results[0]).await.expect("grant still alive after the concurrent burst");
+    providers
+        .refresh(&results[0])
+        .await
+        .expect("grant still alive after the concurrent burst");
 }
 
 #[tokio::test]
@@ -300,12 +402,21 @@ async fn logout_points_at_end_session_with_hint_and_return_url() {
     let idp = OidcProvider::start(&redirect_uri(), 30);
     let providers = oidc_providers(&idp.issuer());
     let (session, _, _) = login(&providers, &codec(), "alice", "/").await;
-    let url = providers.logout(&session, Some("/")).await.expect("provider has end_session_endpoint");
+    let url = providers
+        .logout(&session, Some("/"))
+        .await
+        .expect("provider has end_session_endpoint");
     let url = Url::parse(&url).unwrap();
     assert_eq!(url.path(), "/session/end");
     let params: HashMap<_, _> = url.query_pairs().into_owned().collect();
-    assert_eq!(params["id_token_hint"], session.tokens.unwrap().id_token.unwrap());
-    assert_eq!(params["post_logout_redirect_uri"], "http://127.0.0.1:18080/");
+    assert_eq!(
+        params["id_token_hint"],
+        session.tokens.unwrap().id_token.unwrap()
+    );
+    assert_eq!(
+        params["post_logout_redirect_uri"],
+        "http://127.0.0.1:18080/"
+    );
     assert_eq!(params["client_id"], CLIENT_ID);
 }
 
@@ -330,17 +441,30 @@ async fn provider_down_login_is_503_and_existing_sessions_keep_working() {
     idp.stop();
 
     let cookies = cookies_from(&set_cookies.iter().collect::<Vec<_>>());
-    assert_eq!(codec.open(&cookies).as_ref(), Some(&session), "existing session still opens");
+    assert_eq!(
+        codec.open(&cookies).as_ref(),
+        Some(&session),
+        "existing session still opens"
+    );
 
     let fresh = oidc_providers(&idp.issuer());
-    let err = start(&fresh, &codec, "").await.err().expect("login must fail while the provider is down");
-    assert!(matches!(err, LoginError::ProviderUnavailable { .. }), "{err}");
+    let err = start(&fresh, &codec, "")
+        .await
+        .err()
+        .expect("login must fail while the provider is down");
+    assert!(
+        matches!(err, LoginError::ProviderUnavailable { .. }),
+        "{err}"
+    );
     assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(err.user_message().contains("cannot be reached"));
 
     let err = providers.refresh(&session).await.unwrap_err();
     assert!(matches!(err, RefreshError::Unavailable { .. }), "{err}");
-    assert!(!err.ends_session(), "an unreachable provider does not log people out");
+    assert!(
+        !err.ends_session(),
+        "an unreachable provider does not log people out"
+    );
 }
 
 #[tokio::test]
@@ -354,7 +478,10 @@ async fn tampered_or_truncated_session_cookie_is_no_session() {
     let (name, value) = text.split_once('=').unwrap();
     let mut flipped = value.to_owned().into_bytes();
     flipped[40] = if flipped[40] == b'x' { b'y' } else { b'x' };
-    for bad in [String::from_utf8(flipped).unwrap(), value[..value.len() - 10].to_owned()] {
+    for bad in [
+        String::from_utf8(flipped).unwrap(),
+        value[..value.len() - 10].to_owned(),
+    ] {
         let mut headers = HeaderMap::new();
         headers.insert(COOKIE, format!("{name}={bad}").parse().unwrap());
         assert_eq!(codec.open(&headers), None);
@@ -368,16 +495,32 @@ async fn several_providers_need_a_choice_and_list_for_the_chooser() {
             "name": name, "kind": "oidc", "issuer": "http://127.0.0.1:1", "client_id": "c", "display_name": display
         }))
     };
-    let providers = Providers::new(&[config("a", "Corp SSO"), config("b", "Partners")], &public_url()).unwrap();
-    assert_eq!(providers.list(), [("a".into(), "Corp SSO".into()), ("b".into(), "Partners".into())]);
+    let providers = Providers::new(
+        &[config("a", "Corp SSO"), config("b", "Partners")],
+        &public_url(),
+    )
+    .unwrap();
+    assert_eq!(
+        providers.list(),
+        [
+            ("a".into(), "Corp SSO".into()),
+            ("b".into(), "Partners".into())
+        ]
+    );
     let err = start(&providers, &codec(), "").await.err().unwrap();
     assert!(matches!(err, LoginError::NoProviderChosen));
-    let err = start(&providers, &codec(), "?provider=zzz").await.err().unwrap();
+    let err = start(&providers, &codec(), "?provider=zzz")
+        .await
+        .err()
+        .unwrap();
     assert_eq!(err.status(), StatusCode::NOT_FOUND);
 }
 
 async fn set_groups(idp: &OidcProvider, user: &str, groups: &str) {
-    let url = format!("{}/__admin/groups?user={user}&groups={groups}", idp.issuer());
+    let url = format!(
+        "{}/__admin/groups?user={user}&groups={groups}",
+        idp.issuer()
+    );
     let response = reqwest::Client::new().post(url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
@@ -392,33 +535,44 @@ async fn api_server(routes: Routes) -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let routes = routes.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let routes = routes.clone();
-                    async move {
-                        let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
-                        let is_token = path.contains("access_token");
-                        let authorized = request
-                            .headers()
-                            .get(http::header::AUTHORIZATION)
-                            .is_some_and(|v| v == "Bearer test-token");
-                        let (status, body) = match routes(request.method().as_str(), &path) {
-                            Some((_, body)) if is_token || authorized => (StatusCode::OK, body),
-                            Some(_) => (StatusCode::UNAUTHORIZED, "{}".into()),
-                            None => (StatusCode::NOT_FOUND, "{}".into()),
-                        };
-                        let response = hyper::Response::builder()
-                            .status(status)
-                            .header("content-type", "application/json")
-                            .body(Full::new(Bytes::from(body)))
-                            .unwrap();
-                        Ok::<_, Infallible>(response)
-                    }
-                });
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let routes = routes.clone();
+                        async move {
+                            let path = request
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.as_str())
+                                .unwrap_or("/")
+                                .to_owned();
+                            let is_token = path.contains("access_token");
+                            let authorized = request
+                                .headers()
+                                .get(http::header::AUTHORIZATION)
+                                .is_some_and(|v| v == "Bearer test-token");
+                            let (status, body) = match routes(request.method().as_str(), &path) {
+                                Some((_, body)) if is_token || authorized => (StatusCode::OK, body),
+                                Some(_) => (StatusCode::UNAUTHORIZED, "{}".into()),
+                                None => (StatusCode::NOT_FOUND, "{}".into()),
+                            };
+                            let response = hyper::Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from(body)))
+                                .unwrap();
+                            Ok::<_, Infallible>(response)
+                        }
+                    },
+                );
                 let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
             });
         }
     });
@@ -431,9 +585,17 @@ async fn oauth2_login(providers: &Providers) -> Session {
     let codec = codec();
     let started = start(providers, &codec, "?rd=/x").await.unwrap();
     let authorize = Url::parse(&started.authorize).unwrap();
-    let state = authorize.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
     let callback = format!("/oauth2/callback?code=abc&state={}", urlencode(&state));
-    let (session, rd, _) = providers.callback(&parts(&callback, &started.cookies), &codec).await.unwrap();
+    let (session, rd, _) = providers
+        .callback(&parts(&callback, &started.cookies), &codec)
+        .await
+        .unwrap();
     assert_eq!(rd, "/x");
     session
 }
@@ -505,9 +667,15 @@ async fn bitbucket_identity_comes_from_user_emails_and_workspaces() {
     let user = &session.identity;
     assert_eq!(user.subject, "{d301aafa-d676-4ee0-88be-962be7417567}");
     assert_eq!(user.email.as_deref(), Some("tutorials@example.com"));
-    assert!(!user.email_verified, "unconfirmed primary email is not verified");
+    assert!(
+        !user.email_verified,
+        "unconfirmed primary email is not verified"
+    );
     assert_eq!(user.groups, ["atlassian", "tutorials"]);
-    assert_eq!(session.tokens.as_ref().unwrap().refresh_token.as_deref(), Some("r1"));
+    assert_eq!(
+        session.tokens.as_ref().unwrap().refresh_token.as_deref(),
+        Some("r1")
+    );
 }
 
 #[test]

@@ -28,8 +28,16 @@ impl BitbucketEndpoints {
             parse_url(&config.name, field, over.as_deref().unwrap_or(default))
         };
         Ok(BitbucketEndpoints {
-            auth_url: pick("auth_url", &config.auth_url, "https://bitbucket.org/site/oauth2/authorize")?,
-            token_url: pick("token_url", &config.token_url, "https://bitbucket.org/site/oauth2/access_token")?,
+            auth_url: pick(
+                "auth_url",
+                &config.auth_url,
+                "https://bitbucket.org/site/oauth2/authorize",
+            )?,
+            token_url: pick(
+                "token_url",
+                &config.token_url,
+                "https://bitbucket.org/site/oauth2/access_token",
+            )?,
             api_url: pick("api_url", &config.api_url, "https://api.bitbucket.org/2.0")?,
         })
     }
@@ -74,9 +82,12 @@ pub(crate) async fn fetch_identity(
     access_token: &str,
 ) -> Result<Identity, ApiError> {
     let api = &endpoints.api_url;
-    let (user, _): (User, _) = client.get_json(&api_url(api, "user"), access_token, ACCEPT).await?;
+    let (user, _): (User, _) = client
+        .get_json(&api_url(api, "user"), access_token, ACCEPT)
+        .await?;
     let emails: Vec<Email> = paged(client, api, "user/emails", access_token).await?;
-    let workspaces: Vec<WorkspaceAccess> = paged(client, api, "user/permissions/workspaces", access_token).await?;
+    let workspaces: Vec<WorkspaceAccess> =
+        paged(client, api, "user/permissions/workspaces", access_token).await?;
 
     let primary = emails.iter().find(|e| e.is_primary);
     let mut groups: Vec<String> = workspaces.into_iter().map(|w| w.workspace.slug).collect();

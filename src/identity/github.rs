@@ -26,7 +26,10 @@ pub(crate) struct GithubEndpoints {
 
 impl GithubEndpoints {
     pub(crate) fn from_config(config: &ProviderConfig) -> Result<GithubEndpoints, String> {
-        let base = config.url.as_deref().map(|u| u.trim_end_matches('/').to_owned());
+        let base = config
+            .url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_owned());
         let (auth, token, api) = match &base {
             Some(base) => (
                 format!("{base}/login/oauth/authorize"),
@@ -83,14 +86,20 @@ pub(crate) async fn fetch_identity(
     access_token: &str,
 ) -> Result<Identity, ApiError> {
     let api = &endpoints.api_url;
-    let (user, _): (User, _) = client.get_json(&api_url(api, "user"), access_token, ACCEPT).await?;
+    let (user, _): (User, _) = client
+        .get_json(&api_url(api, "user"), access_token, ACCEPT)
+        .await?;
     let emails: Vec<Email> = paged(client, api, "user/emails", access_token).await?;
     let orgs: Vec<Org> = paged(client, api, "user/orgs", access_token).await?;
     let teams: Vec<Team> = paged(client, api, "user/teams", access_token).await?;
 
     let primary = emails.iter().find(|e| e.primary);
     let mut groups: Vec<String> = orgs.into_iter().map(|o| o.login).collect();
-    groups.extend(teams.into_iter().map(|t| format!("{}/{}", t.organization.login, t.slug)));
+    groups.extend(
+        teams
+            .into_iter()
+            .map(|t| format!("{}/{}", t.organization.login, t.slug)),
+    );
     groups.sort();
     groups.dedup();
     let mut claims = serde_json::Map::new();
@@ -136,7 +145,13 @@ fn next_link(headers: &http::HeaderMap) -> Option<String> {
         params
             .split(';')
             .any(|p| p.trim() == "rel=\"next\"")
-            .then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+            .then(|| {
+                target
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned()
+            })
     })
 }
 
@@ -153,7 +168,10 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        assert_eq!(next_link(&headers).as_deref(), Some("https://api.github.com/user/teams?page=2"));
+        assert_eq!(
+            next_link(&headers).as_deref(),
+            Some("https://api.github.com/user/teams?page=2")
+        );
         assert_eq!(next_link(&http::HeaderMap::new()), None);
     }
 
@@ -164,8 +182,14 @@ mod tests {
         }))
         .unwrap();
         let endpoints = GithubEndpoints::from_config(&config).unwrap();
-        assert_eq!(endpoints.auth_url.as_str(), "https://ghe.example.com/login/oauth/authorize");
-        assert_eq!(endpoints.token_url.as_str(), "https://ghe.example.com/login/oauth/access_token");
+        assert_eq!(
+            endpoints.auth_url.as_str(),
+            "https://ghe.example.com/login/oauth/authorize"
+        );
+        assert_eq!(
+            endpoints.token_url.as_str(),
+            "https://ghe.example.com/login/oauth/access_token"
+        );
         assert_eq!(endpoints.api_url.as_str(), "https://ghe.example.com/api/v3");
     }
 }

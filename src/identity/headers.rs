@@ -52,19 +52,30 @@ impl Default for IdentityHeaderNames {
 impl IdentityHeaderNames {
     /// Every configured name, for stripping client-sent copies before the guard runs.
     pub fn all(&self) -> [&HeaderName; 4] {
-        [&self.user.0, &self.email.0, &self.groups.0, &self.preferred_username.0]
+        [
+            &self.user.0,
+            &self.email.0,
+            &self.groups.0,
+            &self.preferred_username.0,
+        ]
     }
 }
 
 /// The headers to add to an allowed request. Values that cannot be a header value (control
 /// characters) are left out rather than mangled; groups are comma-joined.
-pub fn identity_headers(identity: &Identity, names: &IdentityHeaderNames) -> Vec<(HeaderName, HeaderValue)> {
+pub fn identity_headers(
+    identity: &Identity,
+    names: &IdentityHeaderNames,
+) -> Vec<(HeaderName, HeaderValue)> {
     let groups = (!identity.groups.is_empty()).then(|| identity.groups.join(","));
     let values = [
         (&names.user.0, Some(identity.subject.as_str())),
         (&names.email.0, identity.email.as_deref()),
         (&names.groups.0, groups.as_deref()),
-        (&names.preferred_username.0, identity.preferred_username.as_deref()),
+        (
+            &names.preferred_username.0,
+            identity.preferred_username.as_deref(),
+        ),
     ];
     values
         .into_iter()
@@ -103,7 +114,10 @@ mod tests {
 
     #[test]
     fn missing_values_and_control_characters_are_left_out() {
-        let user = Identity { subject: "bad\nvalue".into(), ..Identity::default() };
+        let user = Identity {
+            subject: "bad\nvalue".into(),
+            ..Identity::default()
+        };
         assert!(identity_headers(&user, &IdentityHeaderNames::default()).is_empty());
     }
 

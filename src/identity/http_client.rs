@@ -65,7 +65,12 @@ impl<'c> AsyncHttpClient<'c> for IdpHttpClient {
                 .map_err(HttpClientError::Request)?;
             let mut builder = http::Response::builder().status(response.status());
             if let Some(headers) = builder.headers_mut() {
-                headers.extend(response.headers().iter().map(|(k, v)| (k.clone(), v.clone())));
+                headers.extend(
+                    response
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
             }
             let body = response.bytes().await.map_err(HttpClientError::Request)?;
             builder.body(body.to_vec()).map_err(HttpClientError::Http)
@@ -79,7 +84,10 @@ pub enum ApiError {
     #[error("provider API unreachable: {0}")]
     Unreachable(#[source] reqwest::Error),
     #[error("provider API answered {status} for {endpoint}")]
-    Status { endpoint: String, status: http::StatusCode },
+    Status {
+        endpoint: String,
+        status: http::StatusCode,
+    },
     #[error("provider API sent an unexpected {endpoint} document")]
     Shape { endpoint: String },
     #[error("provider API pagination left {0}")]
@@ -125,9 +133,13 @@ pub(crate) fn api_url(base: &url::Url, path: &str) -> url::Url {
 
 /// A next-page URL is followed only on the API's own origin.
 pub(crate) fn same_origin(base: &url::Url, next: &str) -> Result<url::Url, ApiError> {
-    let url = url::Url::parse(next).map_err(|_| ApiError::ForeignPage("an unparsable URL".into()))?;
+    let url =
+        url::Url::parse(next).map_err(|_| ApiError::ForeignPage("an unparsable URL".into()))?;
     if url.origin() != base.origin() {
-        return Err(ApiError::ForeignPage(format!("the API origin for {}", url.origin().ascii_serialization())));
+        return Err(ApiError::ForeignPage(format!(
+            "the API origin for {}",
+            url.origin().ascii_serialization()
+        )));
     }
     Ok(url)
 }

@@ -83,7 +83,10 @@ impl std::fmt::Debug for ProviderConfig {
             .field("name", &self.name)
             .field("kind", &self.kind)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -97,7 +100,9 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn one(problem: String) -> ConfigError {
-        ConfigError { problems: vec![problem] }
+        ConfigError {
+            problems: vec![problem],
+        }
     }
 }
 
@@ -106,7 +111,9 @@ impl ConfigError {
 pub(crate) enum Protocol {
     /// OpenID Connect with discovery at `issuer`, kept exactly as written: the ID token's `iss`
     /// must match it character for character (Google has no trailing slash, Auth0 has one).
-    Oidc { issuer: String },
+    Oidc {
+        issuer: String,
+    },
     Github(github::GithubEndpoints),
     Bitbucket(bitbucket::BitbucketEndpoints),
 }
@@ -130,22 +137,35 @@ const OIDC_SCOPES: &[&str] = &["openid", "email", "profile"];
 pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, ConfigError> {
     let name = &config.name;
     let mut problems = Vec::new();
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        problems.push(format!("providers: name {name:?}: use letters, digits, '-' or '_'"));
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        problems.push(format!(
+            "providers: name {name:?}: use letters, digits, '-' or '_'"
+        ));
     }
     if config.client_id.is_empty() {
-        problems.push(format!("providers.{name}.client_id is empty; set the id the provider issued"));
+        problems.push(format!(
+            "providers.{name}.client_id is empty; set the id the provider issued"
+        ));
     }
     let client_secret = match (&config.client_secret, &config.client_secret_file) {
         (Some(_), Some(_)) => {
-            problems.push(format!("providers.{name}: set client_secret or client_secret_file, not both"));
+            problems.push(format!(
+                "providers.{name}: set client_secret or client_secret_file, not both"
+            ));
             None
         }
         (Some(secret), None) => Some(secret.clone()),
         (None, Some(path)) => match std::fs::read_to_string(path) {
             Ok(text) => Some(text.trim().to_owned()),
             Err(e) => {
-                problems.push(format!("providers.{name}.client_secret_file {}: {e}", path.display()));
+                problems.push(format!(
+                    "providers.{name}.client_secret_file {}: {e}",
+                    path.display()
+                ));
                 None
             }
         },
@@ -156,7 +176,10 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
         match value.as_deref().map(str::trim) {
             Some(v) if !v.is_empty() => v.trim_end_matches('/').to_owned(),
             _ => {
-                problems.push(format!("providers.{name}: kind {} needs `{field}`", config.kind));
+                problems.push(format!(
+                    "providers.{name}: kind {} needs `{field}`",
+                    config.kind
+                ));
                 String::new()
             }
         }
@@ -166,7 +189,12 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
     let mut extra_params: Vec<(String, String)> = Vec::new();
     let issuer = |text: String| Protocol::Oidc { issuer: text };
     let protocol = match config.kind.as_str() {
-        "oidc" => Protocol::Oidc { issuer: config.issuer.clone().unwrap_or_else(|| need("issuer", &config.issuer)) },
+        "oidc" => Protocol::Oidc {
+            issuer: config
+                .issuer
+                .clone()
+                .unwrap_or_else(|| need("issuer", &config.issuer)),
+        },
         "google" => {
             if let [domain] = config.email_domains.as_slice() {
                 extra_params.push(("hd".into(), domain.clone()));
@@ -176,7 +204,10 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
         "azure" => {
             groups_claim = Some("groups");
             scopes.push("offline_access");
-            issuer(format!("https://login.microsoftonline.com/{}/v2.0", need("tenant", &config.tenant)))
+            issuer(format!(
+                "https://login.microsoftonline.com/{}/v2.0",
+                need("tenant", &config.tenant)
+            ))
         }
         "okta" => {
             groups_claim = Some("groups");
@@ -189,7 +220,10 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
         }
         "gitlab" => {
             groups_claim = Some("groups_direct");
-            let url = config.url.clone().unwrap_or_else(|| "https://gitlab.com".into());
+            let url = config
+                .url
+                .clone()
+                .unwrap_or_else(|| "https://gitlab.com".into());
             issuer(url.trim_end_matches('/').to_owned())
         }
         "auth0" => {
@@ -208,7 +242,9 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
                 Ok(endpoints) => Protocol::Github(endpoints),
                 Err(problem) => {
                     problems.push(problem);
-                    Protocol::Oidc { issuer: String::new() }
+                    Protocol::Oidc {
+                        issuer: String::new(),
+                    }
                 }
             }
         }
@@ -218,7 +254,9 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
                 Ok(endpoints) => Protocol::Bitbucket(endpoints),
                 Err(problem) => {
                     problems.push(problem);
-                    Protocol::Oidc { issuer: String::new() }
+                    Protocol::Oidc {
+                        issuer: String::new(),
+                    }
                 }
             }
         }
@@ -226,7 +264,9 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
             problems.push(format!(
                 "providers.{name}: unknown provider kind {other:?}; use one of oidc, google, azure, okta, gitlab, auth0, keycloak, github, bitbucket"
             ));
-            Protocol::Oidc { issuer: String::new() }
+            Protocol::Oidc {
+                issuer: String::new(),
+            }
         }
     };
     if let Protocol::Oidc { issuer } = &protocol
@@ -238,14 +278,25 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
-    extra_params.extend(config.extra_params.iter().map(|(k, v)| (k.clone(), v.clone())));
+    extra_params.extend(
+        config
+            .extra_params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     Ok(ResolvedProvider {
         name: name.clone(),
         display_name: config.display_name.clone().unwrap_or_else(|| name.clone()),
         client_id: config.client_id.clone(),
         client_secret,
-        scopes: config.scopes.clone().unwrap_or_else(|| scopes.iter().map(|s| s.to_string()).collect()),
-        groups_claim: config.groups_claim.clone().or(groups_claim.map(str::to_owned)),
+        scopes: config
+            .scopes
+            .clone()
+            .unwrap_or_else(|| scopes.iter().map(|s| s.to_string()).collect()),
+        groups_claim: config
+            .groups_claim
+            .clone()
+            .or(groups_claim.map(str::to_owned)),
         extra_params,
         protocol,
     })
@@ -294,16 +345,48 @@ mod tests {
 
     #[test]
     fn oidc_presets_produce_their_issuers() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
-            ("oidc", &[("issuer", "https://id.example.com/")], "https://id.example.com/"),
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            (
+                "oidc",
+                &[("issuer", "https://id.example.com/")],
+                "https://id.example.com/",
+            ),
             ("google", &[], "https://accounts.google.com"),
-            ("azure", &[("tenant", "contoso.onmicrosoft.com")], "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"),
-            ("okta", &[("domain", "corp.okta.com"), ("authorization_server", "default")], "https://corp.okta.com/oauth2/default"),
-            ("okta", &[("domain", "corp.okta.com")], "https://corp.okta.com"),
+            (
+                "azure",
+                &[("tenant", "contoso.onmicrosoft.com")],
+                "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0",
+            ),
+            (
+                "okta",
+                &[
+                    ("domain", "corp.okta.com"),
+                    ("authorization_server", "default"),
+                ],
+                "https://corp.okta.com/oauth2/default",
+            ),
+            (
+                "okta",
+                &[("domain", "corp.okta.com")],
+                "https://corp.okta.com",
+            ),
             ("gitlab", &[], "https://gitlab.com"),
-            ("gitlab", &[("url", "https://git.example.com/")], "https://git.example.com"),
-            ("auth0", &[("domain", "corp.eu.auth0.com")], "https://corp.eu.auth0.com/"),
-            ("keycloak", &[("url", "https://sso.example.com/"), ("realm", "staff")], "https://sso.example.com/realms/staff"),
+            (
+                "gitlab",
+                &[("url", "https://git.example.com/")],
+                "https://git.example.com",
+            ),
+            (
+                "auth0",
+                &[("domain", "corp.eu.auth0.com")],
+                "https://corp.eu.auth0.com/",
+            ),
+            (
+                "keycloak",
+                &[("url", "https://sso.example.com/"), ("realm", "staff")],
+                "https://sso.example.com/realms/staff",
+            ),
         ];
         for (kind, fields, want) in cases {
             assert_eq!(issuer_of(kind, fields), *want, "{kind}");
@@ -318,16 +401,29 @@ mod tests {
         let azure = resolve(&config("azure", &[("tenant", "t")])).unwrap();
         assert!(azure.scopes.contains(&"offline_access".to_owned()));
         assert_eq!(azure.groups_claim.as_deref(), Some("groups"));
-        let keycloak = resolve(&config("keycloak", &[("url", "https://k"), ("realm", "r"), ("groups_claim", "realm_access.roles")])).unwrap();
+        let keycloak = resolve(&config(
+            "keycloak",
+            &[
+                ("url", "https://k"),
+                ("realm", "r"),
+                ("groups_claim", "realm_access.roles"),
+            ],
+        ))
+        .unwrap();
         assert_eq!(keycloak.groups_claim.as_deref(), Some("realm_access.roles"));
 
         let mut with_hd = config("google", &[]);
         with_hd.email_domains = vec!["example.com".into()];
-        with_hd.extra_params.insert("prompt".into(), "select_account".into());
+        with_hd
+            .extra_params
+            .insert("prompt".into(), "select_account".into());
         let resolved = resolve(&with_hd).unwrap();
         assert_eq!(
             resolved.extra_params,
-            [("hd".to_owned(), "example.com".to_owned()), ("prompt".to_owned(), "select_account".to_owned())]
+            [
+                ("hd".to_owned(), "example.com".to_owned()),
+                ("prompt".to_owned(), "select_account".to_owned())
+            ]
         );
         assert_eq!(resolved.display_name, "p");
     }
@@ -336,13 +432,19 @@ mod tests {
     fn missing_fields_are_all_reported() {
         let err = resolve(&config("keycloak", &[])).err().unwrap();
         assert_eq!(err.problems.len(), 2, "{err}");
-        assert!(err.to_string().contains("needs `url`") && err.to_string().contains("needs `realm`"));
+        assert!(
+            err.to_string().contains("needs `url`") && err.to_string().contains("needs `realm`")
+        );
     }
 
     #[test]
     fn unknown_kind_is_an_error() {
         let err = resolve(&config("myspace", &[])).err().unwrap();
-        assert!(err.to_string().contains("unknown provider kind \"myspace\""), "{err}");
+        assert!(
+            err.to_string()
+                .contains("unknown provider kind \"myspace\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -353,13 +455,22 @@ mod tests {
 
     #[test]
     fn secret_and_secret_file_together_are_rejected() {
-        let err = resolve(&config("google", &[("client_secret", "s"), ("client_secret_file", "/nonexistent")])).err().unwrap();
+        let err = resolve(&config(
+            "google",
+            &[
+                ("client_secret", "s"),
+                ("client_secret_file", "/nonexistent"),
+            ],
+        ))
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("not both"));
     }
 
     #[test]
     fn unknown_field_is_rejected_by_serde() {
-        let value = serde_json::json!({"name": "p", "kind": "google", "client_id": "c", "tennant": "x"});
+        let value =
+            serde_json::json!({"name": "p", "kind": "google", "client_id": "c", "tennant": "x"});
         assert!(serde_json::from_value::<ProviderConfig>(value).is_err());
     }
 }

@@ -22,7 +22,10 @@ pub fn safe_redirect(rd: &str, public_host: &str, allowed_hosts: &[String]) -> O
     // Judge the decoded form too, repeatedly, so `%2F%2Fevil` and `%252F%252F` cannot slip past.
     let mut decoded = rd.to_owned();
     for _ in 0..3 {
-        let next = percent_decode_str(&decoded).decode_utf8().ok()?.into_owned();
+        let next = percent_decode_str(&decoded)
+            .decode_utf8()
+            .ok()?
+            .into_owned();
         if next.chars().any(|c| c.is_control() || c == '\\') {
             return None;
         }
@@ -39,15 +42,23 @@ pub fn safe_redirect(rd: &str, public_host: &str, allowed_hosts: &[String]) -> O
 
 /// No control characters, whitespace or backslashes anywhere.
 fn plain(text: &str) -> bool {
-    !text.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    !text
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
 }
 
 /// `/path...` that a browser cannot read as a network path (`//host`) in either form.
 fn relative_path(raw: &str, decoded: &str) -> bool {
-    [raw, decoded].iter().all(|text| text.starts_with('/') && !text.starts_with("//"))
+    [raw, decoded]
+        .iter()
+        .all(|text| text.starts_with('/') && !text.starts_with("//"))
 }
 
-fn absolute_on_allowed_host(rd: &str, public_host: &str, allowed_hosts: &[String]) -> Option<String> {
+fn absolute_on_allowed_host(
+    rd: &str,
+    public_host: &str,
+    allowed_hosts: &[String],
+) -> Option<String> {
     let lower = rd.to_ascii_lowercase();
     if !(lower.starts_with("https://") || lower.starts_with("http://")) {
         return None;
@@ -61,14 +72,16 @@ fn absolute_on_allowed_host(rd: &str, public_host: &str, allowed_hosts: &[String
         Some(port) => format!("{host}:{port}"),
         None => host.clone(),
     };
-    let allowed = std::iter::once(public_host).chain(allowed_hosts.iter().map(String::as_str)).any(|entry| {
-        let entry = entry.trim().to_ascii_lowercase();
-        if let Some(suffix) = entry.strip_prefix('.') {
-            host.ends_with(&format!(".{suffix}"))
-        } else {
-            entry == host || entry == host_port
-        }
-    });
+    let allowed = std::iter::once(public_host)
+        .chain(allowed_hosts.iter().map(String::as_str))
+        .any(|entry| {
+            let entry = entry.trim().to_ascii_lowercase();
+            if let Some(suffix) = entry.strip_prefix('.') {
+                host.ends_with(&format!(".{suffix}"))
+            } else {
+                entry == host || entry == host_port
+            }
+        });
     allowed.then(|| url.to_string())
 }
 
@@ -79,7 +92,11 @@ mod tests {
     const HOST: &str = "gw.example.com";
 
     fn allowed() -> Vec<String> {
-        vec!["app.example.com".into(), ".apps.example.org".into(), "ports.example.com:8443".into()]
+        vec![
+            "app.example.com".into(),
+            ".apps.example.org".into(),
+            "ports.example.com:8443".into(),
+        ]
     }
 
     #[test]
@@ -90,14 +107,27 @@ mod tests {
             ("/panel/app?x=1&y=%20z#frag", "/panel/app?x=1&y=%20z#frag"),
             ("/a/b/../c", "/a/b/../c"),
             ("https://gw.example.com/x", "https://gw.example.com/x"),
-            ("https://app.example.com/dash", "https://app.example.com/dash"),
-            ("HTTPS://APP.example.com/dash", "https://app.example.com/dash"),
+            (
+                "https://app.example.com/dash",
+                "https://app.example.com/dash",
+            ),
+            (
+                "HTTPS://APP.example.com/dash",
+                "https://app.example.com/dash",
+            ),
             ("https://x.apps.example.org/", "https://x.apps.example.org/"),
-            ("https://ports.example.com:8443/p", "https://ports.example.com:8443/p"),
+            (
+                "https://ports.example.com:8443/p",
+                "https://ports.example.com:8443/p",
+            ),
             ("http://app.example.com/", "http://app.example.com/"),
         ];
         for (rd, want) in cases {
-            assert_eq!(safe_redirect(rd, HOST, &allowed()).as_deref(), Some(want), "{rd}");
+            assert_eq!(
+                safe_redirect(rd, HOST, &allowed()).as_deref(),
+                Some(want),
+                "{rd}"
+            );
         }
     }
 

@@ -48,7 +48,10 @@ impl std::fmt::Debug for SessionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionConfig")
             .field("cookie_name", &self.cookie_name)
-            .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
+            .field(
+                "secrets",
+                &format_args!("[{} redacted]", self.secrets.len()),
+            )
             .field("secret_file", &self.secret_file)
             .field("ttl", &self.ttl)
             .field("refresh_margin", &self.refresh_margin)
@@ -59,7 +62,9 @@ impl std::fmt::Debug for SessionConfig {
 /// Parses `90`, `90s`, `15m`, `12h` or `7d`.
 pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits.parse().ok()?;
     let factor = match unit.trim() {

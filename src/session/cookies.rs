@@ -72,7 +72,10 @@ fn chunk_name(name: &str, index: usize) -> String {
 
 /// A cookie name is an RFC 6265 token; we allow the common safe subset.
 pub(super) fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 pub(super) fn set_cookie(name: &str, value: &str, attrs: &CookieAttrs) -> Option<HeaderValue> {
@@ -87,13 +90,20 @@ pub(super) fn set_cookie(name: &str, value: &str, attrs: &CookieAttrs) -> Option
 }
 
 pub(super) fn expire(name: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"))
-        .unwrap_or_else(|_| HeaderValue::from_static("_=; Max-Age=0"))
+    HeaderValue::from_str(&format!(
+        "{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("_=; Max-Age=0"))
 }
 
 /// Writes `value` as `NAME` or as `NAME_0..NAME_n`, expiring whatever the request carried that
 /// the new layout does not overwrite.
-pub(super) fn write_chunked(name: &str, value: &str, attrs: &CookieAttrs, jar: &Jar<'_>) -> Vec<HeaderValue> {
+pub(super) fn write_chunked(
+    name: &str,
+    value: &str,
+    attrs: &CookieAttrs,
+    jar: &Jar<'_>,
+) -> Vec<HeaderValue> {
     let mut out = Vec::new();
     if value.len() <= CHUNK_LEN {
         out.extend(set_cookie(name, value, attrs));

@@ -31,8 +31,8 @@ pub use config::SessionConfig;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderValue};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::identity::Identity;
 use cookies::{CookieAttrs, Jar};
@@ -67,7 +67,10 @@ impl std::fmt::Debug for ProviderTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProviderTokens")
             .field("access_token", &"<redacted>")
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
             .field("access_expires_at", &self.access_expires_at)
             .finish()
@@ -87,7 +90,9 @@ pub enum SessionError {
         "session secret #{index} is {len} bytes; use at least 32 random bytes (e.g. `openssl rand -base64 48`)"
     )]
     WeakSecret { index: usize, len: usize },
-    #[error("session.cookie_name {0:?} is not a valid cookie name; use letters, digits, '_' or '-'")]
+    #[error(
+        "session.cookie_name {0:?} is not a valid cookie name; use letters, digits, '_' or '-'"
+    )]
     CookieName(String),
     #[error("could not seal the session: {0}")]
     Seal(&'static str),
@@ -117,17 +122,25 @@ impl SessionCodec {
         if !cookies::valid_name(&config.cookie_name) {
             return Err(SessionError::CookieName(config.cookie_name.clone()));
         }
-        let mut secrets: Vec<Vec<u8>> = config.secrets.iter().map(|s| s.as_bytes().to_vec()).collect();
+        let mut secrets: Vec<Vec<u8>> = config
+            .secrets
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect();
         if let Some(path) = &config.secret_file {
-            let text = std::fs::read_to_string(path).map_err(|source| SessionError::SecretFile {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| SessionError::SecretFile {
+                    path: path.display().to_string(),
+                    source,
+                })?;
             secrets.push(text.trim().as_bytes().to_vec());
         }
         for (index, secret) in secrets.iter().enumerate() {
             if secret.len() < 32 {
-                return Err(SessionError::WeakSecret { index, len: secret.len() });
+                return Err(SessionError::WeakSecret {
+                    index,
+                    len: secret.len(),
+                });
             }
         }
         if secrets.is_empty() {
@@ -155,12 +168,19 @@ impl SessionCodec {
     pub fn new_session(&self, identity: Identity, tokens: Option<ProviderTokens>) -> Session {
         let mut id = [0u8; 16];
         rand::fill(&mut id);
-        Session { id, identity, expires_at: now_secs() + self.ttl_secs, tokens }
+        Session {
+            id,
+            identity,
+            expires_at: now_secs() + self.ttl_secs,
+            tokens,
+        }
     }
 
     /// Whether the access token is within the refresh margin of expiry and can be refreshed.
     pub fn needs_refresh(&self, session: &Session) -> bool {
-        let Some(tokens) = &session.tokens else { return false };
+        let Some(tokens) = &session.tokens else {
+            return false;
+        };
         match (tokens.refresh_token.as_ref(), tokens.access_expires_at) {
             (Some(_), Some(at)) => now_secs() + self.refresh_margin_secs >= at,
             _ => false,
@@ -184,9 +204,17 @@ impl SessionCodec {
     ) -> Result<Vec<HeaderValue>, SessionError> {
         let sealed = self.seal_value(SESSION_PURPOSE, &self.cookie_name, session)?;
         let max_age = session.expires_at.saturating_sub(now_secs());
-        let attrs = CookieAttrs { secure, max_age: Some(max_age) };
+        let attrs = CookieAttrs {
+            secure,
+            max_age: Some(max_age),
+        };
         let jar = Jar::from_headers(request_headers);
-        Ok(cookies::write_chunked(&self.cookie_name, &sealed, &attrs, &jar))
+        Ok(cookies::write_chunked(
+            &self.cookie_name,
+            &sealed,
+            &attrs,
+            &jar,
+        ))
     }
 
     /// `Set-Cookie` values removing the session cookie and every chunk the request carries.
@@ -202,12 +230,18 @@ impl SessionCodec {
         name: &str,
         value: &T,
     ) -> Result<String, SessionError> {
-        let plain = serde_json::to_vec(value).map_err(|_| SessionError::Seal("serialisation failed"))?;
+        let plain =
+            serde_json::to_vec(value).map_err(|_| SessionError::Seal("serialisation failed"))?;
         self.sealer.seal(purpose, name.as_bytes(), &plain)
     }
 
     /// Opens a value sealed by [`seal_value`](Self::seal_value) with the same purpose and name.
-    pub(crate) fn open_value<T: DeserializeOwned>(&self, purpose: &str, name: &str, sealed: &str) -> Option<T> {
+    pub(crate) fn open_value<T: DeserializeOwned>(
+        &self,
+        purpose: &str,
+        name: &str,
+        sealed: &str,
+    ) -> Option<T> {
         let plain = self.sealer.open(purpose, name.as_bytes(), sealed)?;
         serde_json::from_slice(&plain).ok()
     }
@@ -222,12 +256,24 @@ impl SessionCodec {
         max_age: u64,
     ) -> Result<HeaderValue, SessionError> {
         let sealed = self.seal_value(purpose, name, value)?;
-        cookies::set_cookie(name, &sealed, &CookieAttrs { secure, max_age: Some(max_age) })
-            .ok_or(SessionError::Seal("cookie value not representable"))
+        cookies::set_cookie(
+            name,
+            &sealed,
+            &CookieAttrs {
+                secure,
+                max_age: Some(max_age),
+            },
+        )
+        .ok_or(SessionError::Seal("cookie value not representable"))
     }
 
     /// Opens a cookie written by [`seal_cookie`](Self::seal_cookie).
-    pub(crate) fn open_cookie<T: DeserializeOwned>(&self, purpose: &str, name: &str, headers: &HeaderMap) -> Option<T> {
+    pub(crate) fn open_cookie<T: DeserializeOwned>(
+        &self,
+        purpose: &str,
+        name: &str,
+        headers: &HeaderMap,
+    ) -> Option<T> {
         let jar = Jar::from_headers(headers);
         let sealed = jar.get(name)?;
         self.open_value(purpose, name, sealed)
@@ -241,7 +287,10 @@ impl SessionCodec {
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

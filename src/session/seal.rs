@@ -23,7 +23,12 @@ pub(super) struct Sealer {
 impl Sealer {
     /// `secrets` must not be empty; the first seals.
     pub(super) fn new(secrets: &[Vec<u8>]) -> Sealer {
-        Sealer { secrets: secrets.iter().map(|s| Hkdf::<Sha256>::new(Some(SALT), s)).collect() }
+        Sealer {
+            secrets: secrets
+                .iter()
+                .map(|s| Hkdf::<Sha256>::new(Some(SALT), s))
+                .collect(),
+        }
     }
 
     fn cipher(hkdf: &Hkdf<Sha256>, purpose: &str) -> XChaCha20Poly1305 {
@@ -34,13 +39,27 @@ impl Sealer {
     }
 
     /// base64url(version ‖ nonce ‖ ciphertext), authenticated together with `aad`.
-    pub(super) fn seal(&self, purpose: &str, aad: &[u8], plain: &[u8]) -> Result<String, SessionError> {
-        let first = self.secrets.first().ok_or(SessionError::Seal("no secret"))?;
+    pub(super) fn seal(
+        &self,
+        purpose: &str,
+        aad: &[u8],
+        plain: &[u8],
+    ) -> Result<String, SessionError> {
+        let first = self
+            .secrets
+            .first()
+            .ok_or(SessionError::Seal("no secret"))?;
         let mut nonce = [0u8; NONCE_LEN];
         rand::fill(&mut nonce);
         let aad = [&[VERSION][..], aad].concat();
         let ciphertext = Self::cipher(first, purpose)
-            .encrypt(&XNonce::from(nonce), Payload { msg: plain, aad: &aad })
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| SessionError::Seal("encryption failed"))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         out.push(VERSION);
@@ -59,7 +78,13 @@ impl Sealer {
         let aad = [&[VERSION][..], aad].concat();
         self.secrets.iter().find_map(|hkdf| {
             Self::cipher(hkdf, purpose)
-                .decrypt(&nonce, Payload { msg: &raw[1 + NONCE_LEN..], aad: &aad })
+                .decrypt(
+                    &nonce,
+                    Payload {
+                        msg: &raw[1 + NONCE_LEN..],
+                        aad: &aad,
+                    },
+                )
                 .ok()
         })
     }

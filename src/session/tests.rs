@@ -18,7 +18,9 @@ fn alice(groups: usize) -> Identity {
         subject: "alice".into(),
         email: Some("alice@example.com".into()),
         email_verified: true,
-        groups: (0..groups).map(|i| format!("group-{i:05}-{}", "x".repeat(24))).collect(),
+        groups: (0..groups)
+            .map(|i| format!("group-{i:05}-{}", "x".repeat(24)))
+            .collect(),
         provider: "test".into(),
         ..Identity::default()
     }
@@ -70,7 +72,9 @@ fn sealed_session_round_trips() {
 #[test]
 fn plain_http_cookie_is_not_secure() {
     let codec = codec(&[SECRET_A]);
-    let set = codec.seal(&codec.new_session(alice(0), None), false, &HeaderMap::new()).unwrap();
+    let set = codec
+        .seal(&codec.new_session(alice(0), None), false, &HeaderMap::new())
+        .unwrap();
     assert!(!set[0].to_str().unwrap().contains("Secure"));
 }
 
@@ -92,14 +96,34 @@ fn tampered_truncated_and_foreign_cookies_open_to_none() {
     let codec = codec(&[SECRET_A]);
     let session = codec.new_session(alice(1), None);
     let set = codec.seal(&session, false, &HeaderMap::new()).unwrap();
-    let value = set[0].to_str().unwrap().split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
+    let value = set[0]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
 
     let mut flipped = value.clone().into_bytes();
     let middle = flipped.len() / 2;
     flipped[middle] = if flipped[middle] == b'A' { b'B' } else { b'A' };
     let flipped = String::from_utf8(flipped).unwrap();
-    let foreign = self::codec(&[SECRET_B]).seal(&session, false, &HeaderMap::new()).unwrap();
-    let foreign_value = foreign[0].to_str().unwrap().split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
+    let foreign = self::codec(&[SECRET_B])
+        .seal(&session, false, &HeaderMap::new())
+        .unwrap();
+    let foreign_value = foreign[0]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
 
     let cases: [(&str, String); 6] = [
         ("tampered", flipped),
@@ -110,7 +134,11 @@ fn tampered_truncated_and_foreign_cookies_open_to_none() {
         ("foreign secret", foreign_value),
     ];
     for (name, bad) in cases {
-        assert_eq!(codec.open(&cookie_header(&[("_portcullis", &bad)])), None, "{name}");
+        assert_eq!(
+            codec.open(&cookie_header(&[("_portcullis", &bad)])),
+            None,
+            "{name}"
+        );
     }
 }
 
@@ -118,8 +146,13 @@ fn tampered_truncated_and_foreign_cookies_open_to_none() {
 fn value_sealed_under_another_cookie_name_does_not_open() {
     let codec = codec(&[SECRET_A]);
     let session = codec.new_session(alice(0), None);
-    let sealed = codec.seal_value(SESSION_PURPOSE, "_other", &session).unwrap();
-    assert_eq!(codec.open(&cookie_header(&[("_portcullis", &sealed)])), None);
+    let sealed = codec
+        .seal_value(SESSION_PURPOSE, "_other", &session)
+        .unwrap();
+    assert_eq!(
+        codec.open(&cookie_header(&[("_portcullis", &sealed)])),
+        None
+    );
 }
 
 #[test]
@@ -127,8 +160,13 @@ fn expired_session_opens_to_none() {
     let codec = codec(&[SECRET_A]);
     let mut session = codec.new_session(alice(0), None);
     session.expires_at = now_secs() - 1;
-    let sealed = codec.seal_value(SESSION_PURPOSE, "_portcullis", &session).unwrap();
-    assert_eq!(codec.open(&cookie_header(&[("_portcullis", &sealed)])), None);
+    let sealed = codec
+        .seal_value(SESSION_PURPOSE, "_portcullis", &session)
+        .unwrap();
+    assert_eq!(
+        codec.open(&cookie_header(&[("_portcullis", &sealed)])),
+        None
+    );
 }
 
 #[test]
@@ -148,22 +186,43 @@ fn large_group_list_is_chunked_and_reassembled() {
 #[test]
 fn missing_chunk_opens_to_none() {
     let codec = codec(&[SECRET_A]);
-    let set = codec.seal(&codec.new_session(alice(300), None), true, &HeaderMap::new()).unwrap();
-    let without_second: Vec<HeaderValue> = set.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, v)| v.clone()).collect();
+    let set = codec
+        .seal(
+            &codec.new_session(alice(300), None),
+            true,
+            &HeaderMap::new(),
+        )
+        .unwrap();
+    let without_second: Vec<HeaderValue> = set
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, v)| v.clone())
+        .collect();
     assert_eq!(codec.open(&browser_sends(&without_second)), None);
 }
 
 #[test]
 fn stale_chunks_are_cleared_when_the_session_shrinks() {
     let codec = codec(&[SECRET_A]);
-    let big = codec.seal(&codec.new_session(alice(300), None), true, &HeaderMap::new()).unwrap();
+    let big = codec
+        .seal(
+            &codec.new_session(alice(300), None),
+            true,
+            &HeaderMap::new(),
+        )
+        .unwrap();
     let request = browser_sends(&big);
-    let small = codec.seal(&codec.new_session(alice(1), None), true, &request).unwrap();
+    let small = codec
+        .seal(&codec.new_session(alice(1), None), true, &request)
+        .unwrap();
     let texts: Vec<&str> = small.iter().map(|v| v.to_str().unwrap()).collect();
     assert!(texts[0].starts_with("_portcullis=") && !texts[0].contains("Max-Age=0"));
     for index in 0..big.len() {
         assert!(
-            texts.iter().any(|t| t.starts_with(&format!("_portcullis_{index}=;")) && t.contains("Max-Age=0")),
+            texts.iter().any(
+                |t| t.starts_with(&format!("_portcullis_{index}=;")) && t.contains("Max-Age=0")
+            ),
             "chunk {index} not cleared: {texts:?}"
         );
     }
@@ -172,24 +231,49 @@ fn stale_chunks_are_cleared_when_the_session_shrinks() {
 #[test]
 fn single_cookie_is_cleared_when_the_session_grows_into_chunks() {
     let codec = codec(&[SECRET_A]);
-    let small = browser_sends(&codec.seal(&codec.new_session(alice(1), None), true, &HeaderMap::new()).unwrap());
-    let big = codec.seal(&codec.new_session(alice(300), None), true, &small).unwrap();
-    assert!(big.iter().any(|v| v.to_str().unwrap().starts_with("_portcullis=;")));
+    let small = browser_sends(
+        &codec
+            .seal(&codec.new_session(alice(1), None), true, &HeaderMap::new())
+            .unwrap(),
+    );
+    let big = codec
+        .seal(&codec.new_session(alice(300), None), true, &small)
+        .unwrap();
+    assert!(
+        big.iter()
+            .any(|v| v.to_str().unwrap().starts_with("_portcullis=;"))
+    );
 }
 
 #[test]
 fn clear_expires_the_cookie_and_all_chunks() {
     let codec = codec(&[SECRET_A]);
-    let big = codec.seal(&codec.new_session(alice(300), None), true, &HeaderMap::new()).unwrap();
+    let big = codec
+        .seal(
+            &codec.new_session(alice(300), None),
+            true,
+            &HeaderMap::new(),
+        )
+        .unwrap();
     let cleared = codec.clear(&browser_sends(&big));
     assert_eq!(cleared.len(), big.len() + 1);
-    assert!(cleared.iter().all(|v| v.to_str().unwrap().contains("Max-Age=0")));
+    assert!(
+        cleared
+            .iter()
+            .all(|v| v.to_str().unwrap().contains("Max-Age=0"))
+    );
 }
 
 #[test]
 fn short_secret_is_rejected() {
-    let config = SessionConfig { secrets: vec!["short".into()], ..SessionConfig::default() };
-    assert!(matches!(SessionCodec::new(&config), Err(SessionError::WeakSecret { index: 0, len: 5 })));
+    let config = SessionConfig {
+        secrets: vec!["short".into()],
+        ..SessionConfig::default()
+    };
+    assert!(matches!(
+        SessionCodec::new(&config),
+        Err(SessionError::WeakSecret { index: 0, len: 5 })
+    ));
 }
 
 #[test]
@@ -218,9 +302,22 @@ fn refresh_is_due_only_near_expiry_with_a_refresh_token() {
 #[test]
 fn durations_parse_with_units() {
     use std::time::Duration;
-    let cases = [("90", Some(90)), ("45s", Some(45)), ("15m", Some(900)), ("12h", Some(43200)), ("7d", Some(604800)), ("1w", None), ("", None), ("h", None)];
+    let cases = [
+        ("90", Some(90)),
+        ("45s", Some(45)),
+        ("15m", Some(900)),
+        ("12h", Some(43200)),
+        ("7d", Some(604800)),
+        ("1w", None),
+        ("", None),
+        ("h", None),
+    ];
     for (text, want) in cases {
-        assert_eq!(config::parse_duration(text), want.map(Duration::from_secs), "{text}");
+        assert_eq!(
+            config::parse_duration(text),
+            want.map(Duration::from_secs),
+            "{text}"
+        );
     }
 }
 

@@ -17,12 +17,19 @@ pub const CLIENT_SECRET: &str = "portcullis-test-secret";
 static NPM_CI: Mutex<bool> = Mutex::new(false);
 
 fn provider_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("oidc")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("oidc")
 }
 
 fn ensure_node_modules() {
     let mut done = NPM_CI.lock().unwrap_or_else(|e| e.into_inner());
-    if *done || provider_dir().join("node_modules").join("oidc-provider").exists() {
+    if *done
+        || provider_dir()
+            .join("node_modules")
+            .join("oidc-provider")
+            .exists()
+    {
         *done = true;
         return;
     }
@@ -38,7 +45,11 @@ fn ensure_node_modules() {
 
 /// A free loopback port (bound and released; the provider binds it right after).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running provider; killed on drop.
@@ -87,7 +98,11 @@ impl OidcProvider {
     fn wait_for_discovery(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("oidc-provider exited early: {status}");
             }
             if discovery_answers(self.port) {
@@ -95,7 +110,10 @@ impl OidcProvider {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("oidc-provider on port {} did not answer discovery within 30 s", self.port);
+        panic!(
+            "oidc-provider on port {} did not answer discovery within 30 s",
+            self.port
+        );
     }
 
     /// Stops the process (the port goes dark: "provider down").
@@ -121,7 +139,9 @@ impl Drop for OidcProvider {
 }
 
 fn discovery_answers(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let request = format!(
         "GET /.well-known/openid-configuration HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use openidconnect::core::CoreClient;
 use openidconnect::{
-    AuthType, ClientId, ClientSecret, EndSessionUrl, EndpointNotSet, EndpointSet, IssuerUrl, ProviderMetadataWithLogout,
-    RedirectUrl,
+    AuthType, ClientId, ClientSecret, EndSessionUrl, EndpointNotSet, EndpointSet, IssuerUrl,
+    ProviderMetadataWithLogout, RedirectUrl,
 };
 use parking_lot::{Mutex, RwLock};
 use url::Url;
@@ -15,7 +15,14 @@ use url::Url;
 use crate::identity::http_client::IdpHttpClient;
 
 /// The client type once discovery filled in the authorization and token endpoints.
-pub(crate) type OidcClient = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet, EndpointNotSet>;
+pub(crate) type OidcClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+    EndpointNotSet,
+>;
 
 /// Re-discover at least this often, so rotated keys and moved endpoints are picked up.
 const MAX_AGE: Duration = Duration::from_secs(3600);
@@ -46,7 +53,12 @@ pub(crate) struct Discovery {
 
 impl Discovery {
     /// `issuer` was validated as a URL by the provider factory.
-    pub(crate) fn new(issuer: IssuerUrl, client_id: &str, client_secret: Option<&str>, redirect: RedirectUrl) -> Discovery {
+    pub(crate) fn new(
+        issuer: IssuerUrl,
+        client_id: &str,
+        client_secret: Option<&str>,
+        redirect: RedirectUrl,
+    ) -> Discovery {
         Discovery {
             issuer,
             client_id: ClientId::new(client_id.to_owned()),
@@ -77,7 +89,10 @@ impl Discovery {
 
     /// Re-fetches after an ID token named an unknown `kid`; `None` while in cooldown or when
     /// the provider cannot be reached.
-    pub(crate) async fn refresh_for_unknown_key(&self, http: &IdpHttpClient) -> Option<Arc<Discovered>> {
+    pub(crate) async fn refresh_for_unknown_key(
+        &self,
+        http: &IdpHttpClient,
+    ) -> Option<Arc<Discovered>> {
         {
             let mut last = self.last_forced.lock();
             if last.is_some_and(|at| at.elapsed() < KID_COOLDOWN) {
@@ -123,14 +138,25 @@ impl Discovery {
             .token_endpoint()
             .cloned()
             .ok_or_else(|| "discovery document has no token_endpoint".to_owned())?;
-        let basic_supported = metadata.token_endpoint_auth_methods_supported().is_none_or(|methods| {
-            methods.iter().any(|m| *m == openidconnect::core::CoreClientAuthMethod::ClientSecretBasic)
+        let basic_supported =
+            metadata
+                .token_endpoint_auth_methods_supported()
+                .is_none_or(|methods| {
+                    methods.contains(&openidconnect::core::CoreClientAuthMethod::ClientSecretBasic)
+                });
+        let mut client = CoreClient::new(
+            self.client_id.clone(),
+            metadata.issuer().clone(),
+            metadata.jwks().clone(),
+        )
+        .set_auth_uri(metadata.authorization_endpoint().clone())
+        .set_token_uri(token_url)
+        .set_redirect_uri(self.redirect.clone())
+        .set_auth_type(if basic_supported {
+            AuthType::BasicAuth
+        } else {
+            AuthType::RequestBody
         });
-        let mut client = CoreClient::new(self.client_id.clone(), metadata.issuer().clone(), metadata.jwks().clone())
-            .set_auth_uri(metadata.authorization_endpoint().clone())
-            .set_token_uri(token_url)
-            .set_redirect_uri(self.redirect.clone())
-            .set_auth_type(if basic_supported { AuthType::BasicAuth } else { AuthType::RequestBody });
         if let Some(secret) = &self.client_secret {
             client = client.set_client_secret(secret.clone());
         }
@@ -144,7 +170,9 @@ impl Discovery {
 }
 
 /// A log- and user-safe reason (no response bodies).
-fn discovery_reason<E: std::error::Error + 'static>(error: &openidconnect::DiscoveryError<E>) -> String {
+fn discovery_reason<E: std::error::Error + 'static>(
+    error: &openidconnect::DiscoveryError<E>,
+) -> String {
     use openidconnect::DiscoveryError as D;
     match error {
         D::Request(e) => format!("request failed: {e}"),

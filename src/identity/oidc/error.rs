@@ -88,7 +88,9 @@ impl LoginError {
                 "The identity provider sent an unexpected answer. Please sign in again."
             }
             LoginError::ProviderDenied(_) => "The identity provider did not let you sign in.",
-            LoginError::InvalidIdToken(_) => "The identity provider's answer could not be verified.",
+            LoginError::InvalidIdToken(_) => {
+                "The identity provider's answer could not be verified."
+            }
             LoginError::Session(_) => "Your session could not be saved.",
         }
     }

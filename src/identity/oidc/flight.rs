@@ -34,7 +34,12 @@ impl Flights {
     /// Runs `refresh` once per (session id, refresh token); concurrent and slightly later
     /// callers get the same outcome. `refresh` runs on its own task, so a caller that goes away
     /// (client disconnect) cannot abandon a refresh half-way and cause a replay.
-    pub(crate) async fn run<F>(&self, session_id: [u8; 16], refresh_token: &str, refresh: F) -> Outcome
+    pub(crate) async fn run<F>(
+        &self,
+        session_id: [u8; 16],
+        refresh_token: &str,
+        refresh: F,
+    ) -> Outcome
     where
         F: Future<Output = Outcome> + Send + 'static,
     {
@@ -45,14 +50,15 @@ impl Flights {
             map.entry(key)
                 .or_insert_with(|| {
                     let task = tokio::spawn(refresh);
-                    let joined: Pin<Box<dyn Future<Output = Outcome> + Send>> = Box::pin(async move {
-                        task.await.unwrap_or_else(|_| {
-                            Err(RefreshError::ProviderProtocol {
-                                provider: String::new(),
-                                reason: "refresh task failed".into(),
+                    let joined: Pin<Box<dyn Future<Output = Outcome> + Send>> =
+                        Box::pin(async move {
+                            task.await.unwrap_or_else(|_| {
+                                Err(RefreshError::ProviderProtocol {
+                                    provider: String::new(),
+                                    reason: "refresh task failed".into(),
+                                })
                             })
-                        })
-                    });
+                        });
                     (Instant::now(), joined.shared())
                 })
                 .1

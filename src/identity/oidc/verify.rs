@@ -16,7 +16,20 @@ pub(crate) const CLOCK_SKEW_SECS: i64 = 60;
 
 /// Claims that describe the token rather than the user; kept out of `user.claims`.
 const TOKEN_CLAIMS: &[&str] = &[
-    "iss", "aud", "exp", "iat", "nbf", "nonce", "at_hash", "c_hash", "s_hash", "auth_time", "azp", "sid", "jti", "acr",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "s_hash",
+    "auth_time",
+    "azp",
+    "sid",
+    "jti",
+    "acr",
     "amr",
 ];
 
@@ -58,13 +71,18 @@ pub(crate) fn verify_id_token(
         });
     let checked = match nonce {
         Some(expected) => id_token.claims(&verifier, expected).map(|_| ()),
-        None => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())).map(|_| ()),
+        None => id_token
+            .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+            .map(|_| ()),
     };
     checked.map_err(|e| problem(&e))?;
     let claims = payload(&id_token.to_string()).ok_or(IdTokenProblem::Malformed)?;
     // openidconnect leaves azp to the client: present → must be us; several audiences → required.
     let client_id = client.client_id().as_str();
-    let several_audiences = claims.get("aud").and_then(Value::as_array).is_some_and(|a| a.len() > 1);
+    let several_audiences = claims
+        .get("aud")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.len() > 1);
     match claims.get("azp") {
         Some(Value::String(azp)) if azp == client_id => {}
         None if !several_audiences => {}
@@ -77,14 +95,16 @@ const FUTURE: &str = "issued in the future";
 
 fn problem(error: &ClaimsVerificationError) -> IdTokenProblem {
     match error {
-        ClaimsVerificationError::Expired(reason) if reason.starts_with(FUTURE) => IdTokenProblem::IssuedInFuture,
+        ClaimsVerificationError::Expired(reason) if reason.starts_with(FUTURE) => {
+            IdTokenProblem::IssuedInFuture
+        }
         ClaimsVerificationError::Expired(_) => IdTokenProblem::Expired,
         ClaimsVerificationError::InvalidAudience(_) => IdTokenProblem::Audience,
         ClaimsVerificationError::InvalidIssuer(_) => IdTokenProblem::Issuer,
         ClaimsVerificationError::InvalidNonce(_) => IdTokenProblem::Nonce,
-        ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey) => {
-            IdTokenProblem::UnknownKey
-        }
+        ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey,
+        ) => IdTokenProblem::UnknownKey,
         ClaimsVerificationError::SignatureVerification(_) => IdTokenProblem::Signature,
         _ => IdTokenProblem::Other,
     }
@@ -114,7 +134,9 @@ pub(crate) fn merge_userinfo(claims: &mut Map<String, Value>, userinfo: Map<Stri
 /// Groups at a dotted path (`groups`, `realm_access.roles`): an array of strings or one string.
 pub(crate) fn groups_at(claims: &Map<String, Value>, path: &str) -> Vec<String> {
     let mut segments = path.split('.');
-    let Some(first) = segments.next() else { return Vec::new() };
+    let Some(first) = segments.next() else {
+        return Vec::new();
+    };
     let mut value = claims.get(first);
     for segment in segments {
         value = value.and_then(|v| v.get(segment));
@@ -140,17 +162,27 @@ pub(crate) fn identity_from_claims(
     groups_claim: Option<&str>,
 ) -> Option<Identity> {
     let subject = claims.get("sub")?.as_str()?.to_owned();
-    let text = |claims: &Map<String, Value>, key: &str| claims.get(key).and_then(Value::as_str).map(str::to_owned);
+    let text = |claims: &Map<String, Value>, key: &str| {
+        claims.get(key).and_then(Value::as_str).map(str::to_owned)
+    };
     let email = text(&claims, "email");
     let email_verified = match claims.get("email_verified") {
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
         _ => false,
     };
-    let groups = groups_claim.map(|path| groups_at(&claims, path)).unwrap_or_default();
+    let groups = groups_claim
+        .map(|path| groups_at(&claims, path))
+        .unwrap_or_default();
     let identity_name = text(&claims, "name");
     let preferred_username = text(&claims, "preferred_username");
-    for key in TOKEN_CLAIMS.iter().chain(&["sub", "email", "email_verified", "name", "preferred_username"]) {
+    for key in TOKEN_CLAIMS.iter().chain(&[
+        "sub",
+        "email",
+        "email_verified",
+        "name",
+        "preferred_username",
+    ]) {
         claims.remove(*key);
     }
     Some(Identity {

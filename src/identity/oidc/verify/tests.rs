@@ -1,8 +1,11 @@
 //! ID-token checks with keys we control: the cases a live provider will not produce.
 
-use openidconnect::core::{CoreClient, CoreIdTokenClaims, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
+use openidconnect::core::{
+    CoreClient, CoreIdTokenClaims, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey,
+};
 use openidconnect::{
-    AuthUrl, ClientId, ClientSecret, IssuerUrl, JsonWebKeyId, JsonWebKeySet, PrivateSigningKey, TokenUrl,
+    AuthUrl, ClientId, ClientSecret, IssuerUrl, JsonWebKeyId, JsonWebKeySet, PrivateSigningKey,
+    TokenUrl,
 };
 use serde_json::json;
 
@@ -43,7 +46,14 @@ fn good_claims() -> Value {
 
 fn sign_with(claims: Value, key: &CoreRsaPrivateSigningKey) -> CoreIdToken {
     let claims: CoreIdTokenClaims = serde_json::from_value(claims).unwrap();
-    CoreIdToken::new(claims, key, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None, None).unwrap()
+    CoreIdToken::new(
+        claims,
+        key,
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        None,
+        None,
+    )
+    .unwrap()
 }
 
 fn sign(claims: Value) -> CoreIdToken {
@@ -64,7 +74,12 @@ fn with(changes: Value) -> Value {
 
 fn check(token: &CoreIdToken, nonce: Option<&str>) -> Result<Map<String, Value>, IdTokenProblem> {
     let nonce = nonce.map(|n| Nonce::new(n.into()));
-    verify_id_token(&client_trusting(&[&signing_key()]), token, nonce.as_ref(), now())
+    verify_id_token(
+        &client_trusting(&[&signing_key()]),
+        token,
+        nonce.as_ref(),
+        now(),
+    )
 }
 
 #[test]
@@ -77,14 +92,54 @@ fn valid_token_yields_its_claims() {
 #[test]
 fn bad_tokens_are_refused_with_the_reason() {
     let cases: Vec<(&str, Value, Option<&str>, IdTokenProblem)> = vec![
-        ("expired", with(json!({"exp": now() - 10, "iat": now() - 400})), Some("n-1"), IdTokenProblem::Expired),
-        ("issued in the future", with(json!({"iat": now() + 600, "exp": now() + 900})), Some("n-1"), IdTokenProblem::IssuedInFuture),
-        ("wrong audience", with(json!({"aud": "someone-else"})), Some("n-1"), IdTokenProblem::Audience),
-        ("extra untrusted audience", with(json!({"aud": [CLIENT, "other"], "azp": CLIENT})), Some("n-1"), IdTokenProblem::Audience),
-        ("wrong issuer", with(json!({"iss": "https://evil.example.com"})), Some("n-1"), IdTokenProblem::Issuer),
-        ("nonce mismatch", good_claims(), Some("n-2"), IdTokenProblem::Nonce),
-        ("nonce missing", with(json!({"nonce": null})), Some("n-1"), IdTokenProblem::Nonce),
-        ("foreign azp", with(json!({"azp": "other-client"})), Some("n-1"), IdTokenProblem::AuthorizedParty),
+        (
+            "expired",
+            with(json!({"exp": now() - 10, "iat": now() - 400})),
+            Some("n-1"),
+            IdTokenProblem::Expired,
+        ),
+        (
+            "issued in the future",
+            with(json!({"iat": now() + 600, "exp": now() + 900})),
+            Some("n-1"),
+            IdTokenProblem::IssuedInFuture,
+        ),
+        (
+            "wrong audience",
+            with(json!({"aud": "someone-else"})),
+            Some("n-1"),
+            IdTokenProblem::Audience,
+        ),
+        (
+            "extra untrusted audience",
+            with(json!({"aud": [CLIENT, "other"], "azp": CLIENT})),
+            Some("n-1"),
+            IdTokenProblem::Audience,
+        ),
+        (
+            "wrong issuer",
+            with(json!({"iss": "https://evil.example.com"})),
+            Some("n-1"),
+            IdTokenProblem::Issuer,
+        ),
+        (
+            "nonce mismatch",
+            good_claims(),
+            Some("n-2"),
+            IdTokenProblem::Nonce,
+        ),
+        (
+            "nonce missing",
+            with(json!({"nonce": null})),
+            Some("n-1"),
+            IdTokenProblem::Nonce,
+        ),
+        (
+            "foreign azp",
+            with(json!({"azp": "other-client"})),
+            Some("n-1"),
+            IdTokenProblem::AuthorizedParty,
+        ),
     ];
     for (name, claims, nonce, want) in cases {
         assert_eq!(check(&sign(claims), nonce), Err(want), "{name}");
@@ -125,7 +180,14 @@ fn tampered_signature_is_refused() {
 fn hmac_signed_token_is_refused() {
     let claims: CoreIdTokenClaims = serde_json::from_value(good_claims()).unwrap();
     let hmac = openidconnect::core::CoreHmacKey::new("client-secret".as_bytes());
-    let token = CoreIdToken::new(claims, &hmac, CoreJwsSigningAlgorithm::HmacSha256, None, None).unwrap();
+    let token = CoreIdToken::new(
+        claims,
+        &hmac,
+        CoreJwsSigningAlgorithm::HmacSha256,
+        None,
+        None,
+    )
+    .unwrap();
     assert!(check(&token, Some("n-1")).is_err());
 }
 
@@ -163,7 +225,10 @@ fn identity_maps_standard_claims_and_keeps_the_rest() {
 #[test]
 fn userinfo_overrides_but_cannot_change_subject() {
     let mut claims = good_claims().as_object().unwrap().clone();
-    let info = json!({"sub": "mallory", "groups": ["fresh"]}).as_object().unwrap().clone();
+    let info = json!({"sub": "mallory", "groups": ["fresh"]})
+        .as_object()
+        .unwrap()
+        .clone();
     merge_userinfo(&mut claims, info);
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["groups"], json!(["fresh"]));
