@@ -172,6 +172,7 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
         (None, None) => None,
     };
 
+    let before_kind = problems.len();
     let mut need = |field: &str, value: &Option<String>| -> String {
         match value.as_deref().map(str::trim) {
             Some(v) if !v.is_empty() => v.trim_end_matches('/').to_owned(),
@@ -270,7 +271,7 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
         }
     };
     if let Protocol::Oidc { issuer } = &protocol
-        && !issuer.is_empty()
+        && problems.len() == before_kind
         && let Err(problem) = parse_url(name, "issuer", issuer)
     {
         problems.push(problem);
