@@ -48,6 +48,7 @@ fn oidc_providers(issuer: &str) -> Providers {
         "client_secret": CLIENT_SECRET,
         "scopes": ["openid", "email", "profile", "groups", "offline_access"],
         "groups_claim": "groups",
+        "extra_params": {"ui_locales": "en"},
     }));
     Providers::new(&[config], &public_url()).unwrap()
 }
@@ -222,6 +223,11 @@ async fn full_login_maps_identity_groups_and_session_reopens() {
     assert_eq!(params["client_id"], CLIENT_ID);
     assert_eq!(params["redirect_uri"], redirect_uri());
     assert!(params.contains_key("state") && params.contains_key("nonce"));
+    assert_eq!(
+        params["ui_locales"], "en",
+        "extra_params reach the provider"
+    );
+    assert!(params["scope"].split(' ').any(|s| s == "openid"));
 
     let callback = Browser::new().sign_in(&started.authorize, "alice").await;
     let (session, rd, set_cookies) = providers
@@ -625,6 +631,16 @@ async fn github_identity_comes_from_user_emails_orgs_and_teams() {
     let providers = Providers::new(&[config], &public_url()).unwrap();
     let session = oauth2_login(&providers).await;
     let user = session.identity;
+    let started = start(&providers, &codec(), "").await.unwrap();
+    let authorize = Url::parse(&started.authorize).unwrap();
+    assert_eq!(authorize.path(), "/login/oauth/authorize");
+    let scope = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "scope")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(scope, "read:user user:email read:org");
     assert_eq!(user.subject, "583231");
     assert_eq!(user.preferred_username.as_deref(), Some("octocat"));
     assert_eq!(user.email.as_deref(), Some("octocat@github.com"));
