@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, header::COOKIE};
 pub(super) const CHUNK_LEN: usize = 3800;
 
 /// The most chunks read back; a cookie larger than this is treated as no session.
-const MAX_CHUNKS: usize = 16;
+pub(super) const MAX_CHUNKS: usize = 16;
 
 /// Attributes shared by every cookie the gateway writes.
 pub(super) struct CookieAttrs {

@@ -94,6 +94,11 @@ pub enum SessionError {
         "session.cookie_name {0:?} is not a valid cookie name; use letters, digits, '_' or '-'"
     )]
     CookieName(String),
+    #[error(
+        "the session is {bytes} bytes sealed, more than the {max} bytes browsers keep in cookies; \
+         map fewer groups or claims (groups_claim) for this provider"
+    )]
+    TooLarge { bytes: usize, max: usize },
     #[error("could not seal the session: {0}")]
     Seal(&'static str),
 }
@@ -203,6 +208,13 @@ impl SessionCodec {
         request_headers: &HeaderMap,
     ) -> Result<Vec<HeaderValue>, SessionError> {
         let sealed = self.seal_value(SESSION_PURPOSE, &self.cookie_name, session)?;
+        let max = cookies::CHUNK_LEN * cookies::MAX_CHUNKS;
+        if sealed.len() > max {
+            return Err(SessionError::TooLarge {
+                bytes: sealed.len(),
+                max,
+            });
+        }
         let max_age = session.expires_at.saturating_sub(now_secs());
         let attrs = CookieAttrs {
             secure,

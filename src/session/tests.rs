@@ -331,3 +331,13 @@ fn debug_output_redacts_tokens() {
     };
     assert!(!format!("{tokens:?}").contains("secret-"));
 }
+
+#[test]
+fn session_too_large_for_cookies_is_an_error() {
+    let codec = codec(&[SECRET_A]);
+    let session = codec.new_session(alice(3000), None);
+    assert!(matches!(
+        codec.seal(&session, true, &HeaderMap::new()),
+        Err(SessionError::TooLarge { .. })
+    ));
+}

@@ -3,6 +3,7 @@
 //! Runs `npm ci` in `tests/oidc` once if `node_modules` is missing, starts
 //! `node tests/oidc/provider.js` on a free port, waits until discovery answers, and kills the
 //! process on drop. See `tests/oidc/provider.js` for the users, client and admin endpoints.
+#![allow(dead_code)] // shared by several test binaries; each uses a part
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

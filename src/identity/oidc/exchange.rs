@@ -21,20 +21,6 @@ use crate::identity::{Identity, bitbucket, github};
 use crate::session::{ProviderTokens, Session, now_secs};
 
 impl Inner {
-    pub(super) fn find(&self, name: &str) -> Option<&Provider> {
-        self.providers.iter().find(|p| p.config.name == name)
-    }
-
-    pub(super) fn choose(&self, name: Option<&str>) -> Result<&Provider, LoginError> {
-        match (name, self.providers.as_slice()) {
-            (Some(name), _) => self
-                .find(name)
-                .ok_or_else(|| LoginError::UnknownProvider(name.to_owned())),
-            (None, [only]) => Ok(only),
-            (None, _) => Err(LoginError::NoProviderChosen),
-        }
-    }
-
     pub(super) async fn discovered(
         &self,
         provider: &Provider,

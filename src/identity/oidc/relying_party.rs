@@ -8,6 +8,7 @@ use openidconnect::IssuerUrl;
 use url::Url;
 
 use super::discovery::Discovery;
+use super::error::LoginError;
 use super::flight::Flights;
 use crate::identity::bitbucket;
 use crate::identity::github;
@@ -164,5 +165,21 @@ fn backend(config: &ResolvedProvider, redirect: &RedirectUrl) -> Result<Backend,
             client: oauth2(&e.auth_url, &e.token_url),
             api: Api::Bitbucket(e.clone()),
         }),
+    }
+}
+
+impl Inner {
+    pub(super) fn find(&self, name: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.config.name == name)
+    }
+
+    pub(super) fn choose(&self, name: Option<&str>) -> Result<&Provider, LoginError> {
+        match (name, self.providers.as_slice()) {
+            (Some(name), _) => self
+                .find(name)
+                .ok_or_else(|| LoginError::UnknownProvider(name.to_owned())),
+            (None, [only]) => Ok(only),
+            (None, _) => Err(LoginError::NoProviderChosen),
+        }
     }
 }
