@@ -1,8 +1,13 @@
 //! Who is asking: the [`Identity`] every login method produces and every policy decides on.
 
 pub mod basic;
+pub mod bitbucket;
+pub mod github;
+pub mod headers;
+pub mod http_client;
 pub mod oidc;
 pub mod providers;
+pub mod redirect;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,1 +1,0 @@
-//! PLACEHOLDER until OIDC lands: discovery, PKCE + state + nonce, code exchange, ID-token check.

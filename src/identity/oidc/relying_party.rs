@@ -1,0 +1,185 @@
+//! The configured providers: construction (no network), lookup, the chooser list.
+
+use std::sync::Arc;
+
+use oauth2::basic::BasicClient;
+use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl, TokenUrl};
+use openidconnect::IssuerUrl;
+use url::Url;
+
+use super::discovery::Discovery;
+use super::error::LoginError;
+use super::flight::Flights;
+use crate::identity::bitbucket;
+use crate::identity::github;
+use crate::identity::http_client::IdpHttpClient;
+use crate::identity::providers::{
+    ConfigError, Protocol, ProviderConfig, ResolvedProvider, resolve,
+};
+
+/// Path of the callback under the public URL; register `PUBLIC_URL/oauth2/callback` at the IdP.
+pub const CALLBACK_PATH: &str = "/oauth2/callback";
+/// How long a login may take between start and callback.
+pub(super) const LOGIN_TTL_SECS: u64 = 600;
+pub(super) const LOGIN_PURPOSE: &str = "login-state";
+
+pub(super) type OAuth2Client =
+    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// All configured providers, ready to serve the `/oauth2/*` endpoints.
+#[derive(Clone)]
+pub struct Providers {
+    pub(super) inner: Arc<Inner>,
+    pub(super) allowed_redirect_hosts: Arc<[String]>,
+}
+
+pub(super) struct Inner {
+    pub(super) providers: Vec<Provider>,
+    pub(super) http: IdpHttpClient,
+    pub(super) public_url: Url,
+    pub(super) secure: bool,
+    pub(super) flights: Flights,
+}
+
+pub(super) struct Provider {
+    pub(super) config: ResolvedProvider,
+    pub(super) backend: Backend,
+}
+
+pub(super) enum Backend {
+    Oidc(Discovery),
+    OAuth2 { client: Box<OAuth2Client>, api: Api },
+}
+
+pub(super) enum Api {
+    Github(github::GithubEndpoints),
+    Bitbucket(bitbucket::BitbucketEndpoints),
+}
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Providers")
+            .field("names", &self.list())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Providers {
+    /// Validates every entry (all problems reported at once); no network.
+    pub fn new(configs: &[ProviderConfig], public_url: &Url) -> Result<Providers, ConfigError> {
+        let mut problems = Vec::new();
+        let mut resolved = Vec::new();
+        for config in configs {
+            match resolve(config) {
+                Ok(provider) => {
+                    if resolved
+                        .iter()
+                        .any(|p: &ResolvedProvider| p.name == provider.name)
+                    {
+                        problems.push(format!(
+                            "providers: name {:?} is used twice; names must be unique",
+                            provider.name
+                        ));
+                    }
+                    resolved.push(provider);
+                }
+                Err(e) => problems.extend(e.problems),
+            }
+        }
+        let redirect = public_url
+            .join(CALLBACK_PATH)
+            .map_err(|e| ConfigError::one(format!("public_url {public_url}: {e}")))?;
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        let redirect_url = RedirectUrl::from_url(redirect);
+        let mut providers = Vec::new();
+        for config in resolved {
+            match backend(&config, &redirect_url) {
+                Ok(backend) => providers.push(Provider { config, backend }),
+                Err(problem) => problems.push(problem),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        let http = IdpHttpClient::new().map_err(|e| ConfigError::one(e.to_string()))?;
+        Ok(Providers {
+            inner: Arc::new(Inner {
+                providers,
+                http,
+                public_url: public_url.clone(),
+                secure: public_url.scheme() == "https",
+                flights: Flights::default(),
+            }),
+            allowed_redirect_hosts: Arc::from(Vec::new()),
+        })
+    }
+
+    /// Hosts besides the public one that `rd` may point at (`host`, `host:port`, `.suffix`).
+    pub fn with_allowed_redirect_hosts(mut self, hosts: Vec<String>) -> Providers {
+        self.allowed_redirect_hosts = Arc::from(hosts);
+        self
+    }
+
+    /// `(name, display_name)` in configuration order, for the chooser page.
+    pub fn list(&self) -> Vec<(String, String)> {
+        self.inner
+            .providers
+            .iter()
+            .map(|p| (p.config.name.clone(), p.config.display_name.clone()))
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.providers.is_empty()
+    }
+}
+
+fn backend(config: &ResolvedProvider, redirect: &RedirectUrl) -> Result<Backend, String> {
+    let oauth2 = |auth: &Url, token: &Url| {
+        let mut client = BasicClient::new(ClientId::new(config.client_id.clone()))
+            .set_auth_uri(AuthUrl::from_url(auth.clone()))
+            .set_token_uri(TokenUrl::from_url(token.clone()))
+            .set_redirect_uri(redirect.clone());
+        if let Some(secret) = &config.client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.clone()));
+        }
+        Box::new(client)
+    };
+    match &config.protocol {
+        Protocol::Oidc { issuer } => match IssuerUrl::new(issuer.clone()) {
+            Ok(issuer) => Ok(Backend::Oidc(Discovery::new(
+                issuer,
+                &config.client_id,
+                config.client_secret.as_deref(),
+                redirect.clone(),
+            ))),
+            Err(e) => Err(format!("providers.{}.issuer {issuer:?}: {e}", config.name)),
+        },
+        Protocol::Github(e) => Ok(Backend::OAuth2 {
+            client: oauth2(&e.auth_url, &e.token_url),
+            api: Api::Github(e.clone()),
+        }),
+        Protocol::Bitbucket(e) => Ok(Backend::OAuth2 {
+            client: oauth2(&e.auth_url, &e.token_url),
+            api: Api::Bitbucket(e.clone()),
+        }),
+    }
+}
+
+impl Inner {
+    pub(super) fn find(&self, name: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.config.name == name)
+    }
+
+    pub(super) fn choose(&self, name: Option<&str>) -> Result<&Provider, LoginError> {
+        match (name, self.providers.as_slice()) {
+            (Some(name), _) => self
+                .find(name)
+                .ok_or_else(|| LoginError::UnknownProvider(name.to_owned())),
+            (None, [only]) => Ok(only),
+            (None, _) => Err(LoginError::NoProviderChosen),
+        }
+    }
+}

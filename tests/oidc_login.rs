@@ -1,0 +1,700 @@
+//! The login flow against a real `oidc-provider` process on 127.0.0.1, plus GitHub/Bitbucket
+//! mapping against a local server that answers in the shape their APIs document.
+
+mod support;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{COOKIE, LOCATION, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_body_util::Full;
+use portcullis::identity::oidc::{LoginError, Providers, RefreshError};
+use portcullis::identity::providers::ProviderConfig;
+use portcullis::session::{Session, SessionCodec, SessionConfig};
+use support::oidc::{CLIENT_ID, CLIENT_SECRET, OidcProvider, free_port};
+use url::Url;
+
+const SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+fn public_url() -> Url {
+    Url::parse("http://127.0.0.1:18080").unwrap()
+}
+
+fn redirect_uri() -> String {
+    public_url().join("/oauth2/callback").unwrap().to_string()
+}
+
+fn codec() -> SessionCodec {
+    SessionCodec::new(&SessionConfig {
+        secrets: vec![SECRET.into()],
+        ..SessionConfig::default()
+    })
+    .unwrap()
+}
+
+fn provider_config(value: serde_json::Value) -> ProviderConfig {
+    serde_json::from_value(value).unwrap()
+}
+
+fn oidc_providers(issuer: &str) -> Providers {
+    let config = provider_config(serde_json::json!({
+        "name": "test",
+        "kind": "oidc",
+        "issuer": issuer,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "scopes": ["openid", "email", "profile", "groups", "offline_access"],
+        "groups_claim": "groups",
+        "extra_params": {"ui_locales": "en"},
+    }));
+    Providers::new(&[config], &public_url()).unwrap()
+}
+
+fn parts(uri: &str, cookies: &HeaderMap) -> http::request::Parts {
+    let mut builder = http::Request::builder().uri(uri);
+    for value in cookies.get_all(COOKIE) {
+        builder = builder.header(COOKIE, value);
+    }
+    builder.body(()).unwrap().into_parts().0
+}
+
+/// The `Cookie` header a browser sends back for these `Set-Cookie` values.
+fn cookies_from(set_cookies: &[&HeaderValue]) -> HeaderMap {
+    let pairs: Vec<String> = set_cookies
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .filter(|v| !v.contains("Max-Age=0"))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .collect();
+    let mut headers = HeaderMap::new();
+    if !pairs.is_empty() {
+        headers.insert(COOKIE, pairs.join("; ").parse().unwrap());
+    }
+    headers
+}
+
+/// A minimal browser for the provider's pages: no redirects followed, cookies by name.
+struct Browser {
+    http: reqwest::Client,
+    jar: HashMap<String, String>,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            http,
+            jar: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep_cookies(&mut self, headers: &reqwest::header::HeaderMap) {
+        for value in headers.get_all(SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let (name, value) = text.split(';').next().unwrap().split_once('=').unwrap();
+            if value.is_empty() || text.contains("1970") {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    /// Signs in at the provider from the authorization URL and returns the callback URL
+    /// (path and query on the gateway).
+    async fn sign_in(&mut self, authorize: &str, user: &str) -> String {
+        let mut url = Url::parse(authorize).unwrap();
+        for _ in 0..10 {
+            let response = self
+                .http
+                .get(url.as_str())
+                .header(COOKIE, self.cookie_header())
+                .send()
+                .await
+                .unwrap();
+            self.keep_cookies(response.headers());
+            let mut status = response.status();
+            let mut headers = response.headers().clone();
+            if status == StatusCode::OK && url.path().starts_with("/interaction/") {
+                let form = [
+                    ("login", user.to_owned()),
+                    ("password", format!("{user}-password")),
+                ];
+                let login = url.join(&format!("{}/login", url.path())).unwrap();
+                let response = self
+                    .http
+                    .post(login.as_str())
+                    .header(COOKIE, self.cookie_header())
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                self.keep_cookies(response.headers());
+                status = response.status();
+                headers = response.headers().clone();
+            }
+            assert!(
+                status.is_redirection(),
+                "provider answered {status} at {url}"
+            );
+            let next = url.join(headers[LOCATION].to_str().unwrap()).unwrap();
+            if next.as_str().starts_with(&redirect_uri()) {
+                return format!("{}?{}", next.path(), next.query().unwrap_or_default());
+            }
+            url = next;
+        }
+        panic!("too many redirects at the provider");
+    }
+}
+
+/// What `/oauth2/start` produced: the provider URL and the login cookie.
+struct Started {
+    authorize: String,
+    cookies: HeaderMap,
+}
+
+async fn start(
+    providers: &Providers,
+    codec: &SessionCodec,
+    query: &str,
+) -> Result<Started, LoginError> {
+    let response = providers
+        .start(
+            &parts(&format!("/oauth2/start{query}"), &HeaderMap::new()),
+            codec,
+        )
+        .await?;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let set: Vec<&HeaderValue> = response.headers().get_all(SET_COOKIE).iter().collect();
+    Ok(Started {
+        authorize: response.headers()[LOCATION].to_str().unwrap().to_owned(),
+        cookies: cookies_from(&set),
+    })
+}
+
+/// Full login as `user`; returns the session, rd and the gateway's Set-Cookie values.
+async fn login(
+    providers: &Providers,
+    codec: &SessionCodec,
+    user: &str,
+    rd: &str,
+) -> (Session, String, Vec<HeaderValue>) {
+    let started = start(providers, codec, &format!("?rd={}", urlencode(rd)))
+        .await
+        .unwrap();
+    let callback = Browser::new().sign_in(&started.authorize, user).await;
+    providers
+        .callback(&parts(&callback, &started.cookies), codec)
+        .await
+        .unwrap()
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn full_login_maps_identity_groups_and_session_reopens() {
+    let idp = OidcProvider::start(&redirect_uri(), 30);
+    let providers = oidc_providers(&idp.issuer());
+    let codec = codec();
+
+    let started = start(&providers, &codec, "?rd=%2Fpanel%2F%3Fx%3D1")
+        .await
+        .unwrap();
+    let authorize = Url::parse(&started.authorize).unwrap();
+    let params: HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    assert_eq!(params["code_challenge_method"], "S256");
+    assert_eq!(params["client_id"], CLIENT_ID);
+    assert_eq!(params["redirect_uri"], redirect_uri());
+    assert!(params.contains_key("state") && params.contains_key("nonce"));
+    assert_eq!(
+        params["ui_locales"], "en",
+        "extra_params reach the provider"
+    );
+    assert!(params["scope"].split(' ').any(|s| s == "openid"));
+
+    let callback = Browser::new().sign_in(&started.authorize, "alice").await;
+    let (session, rd, set_cookies) = providers
+        .callback(&parts(&callback, &started.cookies), &codec)
+        .await
+        .unwrap();
+    assert_eq!(rd, "/panel/?x=1");
+    let user = &session.identity;
+    assert_eq!(user.subject, "alice");
+    assert_eq!(user.email.as_deref(), Some("alice@example.com"));
+    assert!(user.email_verified);
+    assert_eq!(user.name.as_deref(), Some("Alice Liddell"));
+    assert_eq!(user.groups, ["admins", "analysts"]);
+    assert_eq!(user.provider, "test");
+    assert!(
+        set_cookies
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("_portcullis_login=;"))
+    );
+
+    let browser_cookies = cookies_from(&set_cookies.iter().collect::<Vec<_>>());
+    let reopened = codec.open(&browser_cookies).expect("session cookie opens");
+    assert_eq!(reopened, session);
+    assert_eq!(
+        codec.open(&browser_cookies).unwrap().id,
+        session.id,
+        "session is reused"
+    );
+}
+
+#[tokio::test]
+async fn unverified_email_is_reported_as_unverified() {
+    let idp = OidcProvider::start(&redirect_uri(), 30);
+    let providers = oidc_providers(&idp.issuer());
+    let (session, _, _) = login(&providers, &codec(), "carol", "/").await;
+    assert_eq!(session.identity.email.as_deref(), Some("carol@example.com"));
+    assert!(!session.identity.email_verified);
+}
+
+#[tokio::test]
+async fn unsafe_rd_falls_back_to_root() {
+    let idp = OidcProvider::start(&redirect_uri(), 30);
+    let providers = oidc_providers(&idp.issuer());
+    let (_, rd, _) = login(&providers, &codec(), "bob", "//evil.example/steal").await;
+    assert_eq!(rd, "/");
+}
+
+#[tokio::test]
+async fn tampered_state_is_rejected() {
+    let idp = OidcProvider::start(&redirect_uri(), 30);
+    let providers = oidc_providers(&idp.issuer());
+    let codec = codec();
+    let started = start(&providers, &codec, "").await.unwrap();
+    let callback = Browser::new().sign_in(&started.authorize, "alice").await;
+    let tampered = callback.replace("state=", "state=x");
+    let err = providers
+        .callback(&parts(&tampered, &started.cookies), &codec)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoginError::StateMismatch), "{err}");
+    assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn callback_without_login_cookie_is_rejected() {
+    let idp = OidcProvider::start(&redirect_uri(), 30);
+    let providers = oidc_providers(&idp.issuer());
+    let codec = codec();
+    let started = start(&providers, &codec, "").await.unwrap();
+    let callback = Browser::new().sign_in(&started.authorize, "alice").await;
+    let err = providers
+        .callback(&parts(&callback, &HeaderMap::new()), &codec)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoginError::StateMissing), "{err}");
+}
+
+#[tokio::test]
+async fn replayed_code_is_rejected() {
+    let idp = OidcProvider::start(&redirect_uri(), 30);
+    let providers = oidc_providers(&idp.issuer());
+    let codec = codec();
+    let started = start(&providers, &codec, "").await.unwrap();
+    let callback = Browser::new().sign_in(&started.authorize, "alice").await;
+    providers
+        .callback(&parts(&callback, &started.cookies), &codec)
+        .await
+        .unwrap();
+    let err = providers
+        .callback(&parts(&callback, &started.cookies), &codec)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoginError::CodeRejected(_)), "{err}");
+    assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn refresh_renews_short_lived_tokens_and_rereads_groups() {
+    let idp = OidcProvider::start(&redirect_uri(), 10);
+    let providers = oidc_providers(&idp.issuer());
+    let codec = codec();
+    let (session, _, _) = login(&providers, &codec, "alice", "/").await;
+    let tokens = session.tokens.clone().unwrap();
+    assert!(
+        tokens.refresh_token.is_some(),
+        "provider issued a refresh token"
+    );
+    assert!(
+        codec.needs_refresh(&session),
+        "a 10 s access token is within the refresh margin"
+    );
+
+    set_groups(&idp, "alice", "analysts,auditors").await;
+    let refreshed = providers.refresh(&session).await.unwrap();
+    let new_tokens = refreshed.tokens.clone().unwrap();
+    assert_eq!(refreshed.id, session.id);
+    assert_eq!(refreshed.expires_at, session.expires_at);
+    assert_ne!(new_tokens.access_token, tokens.access_token);
+    assert_ne!(
+        new_tokens.refresh_token, tokens.refresh_token,
+        "refresh token rotated"
+    );
+    assert_eq!(refreshed.identity.groups, ["analysts", "auditors"]);
+
+    let again = providers.refresh(&refreshed).await.unwrap();
+    assert_ne!(
+        again.tokens.unwrap().refresh_token,
+        new_tokens.refresh_token
+    );
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_of_one_session_share_one_rotation() {
+    let idp = OidcProvider::start(&redirect_uri(), 10);
+    let providers = oidc_providers(&idp.issuer());
+    let (session, _, _) = login(&providers, &codec(), "alice", "/").await;
+
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let providers = providers.clone();
+            let session = session.clone();
+            tokio::spawn(async move { providers.refresh(&session).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for handle in handles {
+        results.push(
+            handle
+                .await
+                .unwrap()
+                .expect("every concurrent refresh succeeds"),
+        );
+    }
+    assert!(
+        results.windows(2).all(|w| w[0] == w[1]),
+        "all callers got the same new session"
+    );
+    // Had the old refresh token been replayed, the provider would have revoked the grant.
+    providers
+        .refresh(&results[0])
+        .await
+        .expect("grant still alive after the concurrent burst");
+}
+
+#[tokio::test]
+async fn rejected_refresh_token_ends_the_session() {
+    let idp = OidcProvider::start(&redirect_uri(), 10);
+    let providers = oidc_providers(&idp.issuer());
+    let (mut session, _, _) = login(&providers, &codec(), "alice", "/").await;
+    session.tokens.as_mut().unwrap().refresh_token = Some("not-a-real-refresh-token".into());
+    let err = providers.refresh(&session).await.unwrap_err();
+    assert!(matches!(err, RefreshError::Rejected(_)), "{err}");
+    assert!(err.ends_session());
+}
+
+#[tokio::test]
+async fn logout_points_at_end_session_with_hint_and_return_url() {
+    let idp = OidcProvider::start(&redirect_uri(), 30);
+    let providers = oidc_providers(&idp.issuer());
+    let (session, _, _) = login(&providers, &codec(), "alice", "/").await;
+    let url = providers
+        .logout(&session, Some("/"))
+        .await
+        .expect("provider has end_session_endpoint");
+    let url = Url::parse(&url).unwrap();
+    assert_eq!(url.path(), "/session/end");
+    let params: HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(
+        params["id_token_hint"],
+        session.tokens.unwrap().id_token.unwrap()
+    );
+    assert_eq!(
+        params["post_logout_redirect_uri"],
+        "http://127.0.0.1:18080/"
+    );
+    assert_eq!(params["client_id"], CLIENT_ID);
+}
+
+#[tokio::test]
+async fn key_rotation_at_the_provider_is_picked_up_on_unknown_kid() {
+    let mut idp = OidcProvider::start(&redirect_uri(), 30);
+    let providers = oidc_providers(&idp.issuer());
+    let codec = codec();
+    login(&providers, &codec, "alice", "/").await;
+    idp.restart();
+    // Discovery (and the old JWKS) is cached; the new ID token names a kid it does not know.
+    let (session, _, _) = login(&providers, &codec, "alice", "/").await;
+    assert_eq!(session.identity.subject, "alice");
+}
+
+#[tokio::test]
+async fn provider_down_login_is_503_and_existing_sessions_keep_working() {
+    let mut idp = OidcProvider::start(&redirect_uri(), 10);
+    let providers = oidc_providers(&idp.issuer());
+    let codec = codec();
+    let (session, _, set_cookies) = login(&providers, &codec, "alice", "/").await;
+    idp.stop();
+
+    let cookies = cookies_from(&set_cookies.iter().collect::<Vec<_>>());
+    assert_eq!(
+        codec.open(&cookies).as_ref(),
+        Some(&session),
+        "existing session still opens"
+    );
+
+    let fresh = oidc_providers(&idp.issuer());
+    let err = start(&fresh, &codec, "")
+        .await
+        .err()
+        .expect("login must fail while the provider is down");
+    assert!(
+        matches!(err, LoginError::ProviderUnavailable { .. }),
+        "{err}"
+    );
+    assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(err.user_message().contains("cannot be reached"));
+
+    let err = providers.refresh(&session).await.unwrap_err();
+    assert!(matches!(err, RefreshError::Unavailable { .. }), "{err}");
+    assert!(
+        !err.ends_session(),
+        "an unreachable provider does not log people out"
+    );
+}
+
+#[tokio::test]
+async fn tampered_or_truncated_session_cookie_is_no_session() {
+    let idp = OidcProvider::start(&redirect_uri(), 30);
+    let providers = oidc_providers(&idp.issuer());
+    let codec = codec();
+    let (_, _, set_cookies) = login(&providers, &codec, "alice", "/").await;
+    let cookie = cookies_from(&set_cookies.iter().collect::<Vec<_>>());
+    let text = cookie[COOKIE].to_str().unwrap().to_owned();
+    let (name, value) = text.split_once('=').unwrap();
+    let mut flipped = value.to_owned().into_bytes();
+    flipped[40] = if flipped[40] == b'x' { b'y' } else { b'x' };
+    for bad in [
+        String::from_utf8(flipped).unwrap(),
+        value[..value.len() - 10].to_owned(),
+    ] {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, format!("{name}={bad}").parse().unwrap());
+        assert_eq!(codec.open(&headers), None);
+    }
+}
+
+#[tokio::test]
+async fn several_providers_need_a_choice_and_list_for_the_chooser() {
+    let config = |name: &str, display: &str| {
+        provider_config(serde_json::json!({
+            "name": name, "kind": "oidc", "issuer": "http://127.0.0.1:1", "client_id": "c", "display_name": display
+        }))
+    };
+    let providers = Providers::new(
+        &[config("a", "Corp SSO"), config("b", "Partners")],
+        &public_url(),
+    )
+    .unwrap();
+    assert_eq!(
+        providers.list(),
+        [
+            ("a".into(), "Corp SSO".into()),
+            ("b".into(), "Partners".into())
+        ]
+    );
+    let err = start(&providers, &codec(), "").await.err().unwrap();
+    assert!(matches!(err, LoginError::NoProviderChosen));
+    let err = start(&providers, &codec(), "?provider=zzz")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.status(), StatusCode::NOT_FOUND);
+}
+
+async fn set_groups(idp: &OidcProvider, user: &str, groups: &str) {
+    let url = format!(
+        "{}/__admin/groups?user={user}&groups={groups}",
+        idp.issuer()
+    );
+    let response = reqwest::Client::new().post(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
+
+// ---- GitHub and Bitbucket against a local server in their documented response shapes ----
+
+type Routes = Arc<dyn Fn(&str, &str) -> Option<(&'static str, String)> + Send + Sync>;
+
+/// Serves `routes(method, path_and_query)` as JSON; requires `Bearer test-token` on API calls.
+async fn api_server(routes: Routes) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let routes = routes.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let routes = routes.clone();
+                        async move {
+                            let path = request
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.as_str())
+                                .unwrap_or("/")
+                                .to_owned();
+                            let is_token = path.contains("access_token");
+                            let authorized = request
+                                .headers()
+                                .get(http::header::AUTHORIZATION)
+                                .is_some_and(|v| v == "Bearer test-token");
+                            let (status, body) = match routes(request.method().as_str(), &path) {
+                                Some((_, body)) if is_token || authorized => (StatusCode::OK, body),
+                                Some(_) => (StatusCode::UNAUTHORIZED, "{}".into()),
+                                None => (StatusCode::NOT_FOUND, "{}".into()),
+                            };
+                            let response = hyper::Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from(body)))
+                                .unwrap();
+                            Ok::<_, Infallible>(response)
+                        }
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+const TOKEN: &str = r#"{"access_token":"test-token","token_type":"bearer","scope":"read:user,user:email,read:org"}"#;
+
+async fn oauth2_login(providers: &Providers) -> Session {
+    let codec = codec();
+    let started = start(providers, &codec, "?rd=/x").await.unwrap();
+    let authorize = Url::parse(&started.authorize).unwrap();
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let callback = format!("/oauth2/callback?code=abc&state={}", urlencode(&state));
+    let (session, rd, _) = providers
+        .callback(&parts(&callback, &started.cookies), &codec)
+        .await
+        .unwrap();
+    assert_eq!(rd, "/x");
+    session
+}
+
+#[tokio::test]
+async fn github_identity_comes_from_user_emails_orgs_and_teams() {
+    let port = api_server(Arc::new(|method, path| {
+        let body = match (method, path.split('?').next().unwrap()) {
+            ("POST", "/login/oauth/access_token") => TOKEN,
+            ("GET", "/api/v3/user") => r#"{"login":"octocat","id":583231,"name":"The Octocat","email":null,"type":"User"}"#,
+            ("GET", "/api/v3/user/emails") => {
+                r#"[{"email":"old@example.com","primary":false,"verified":true,"visibility":null},
+                    {"email":"octocat@github.com","primary":true,"verified":true,"visibility":"public"}]"#
+            }
+            ("GET", "/api/v3/user/orgs") => r#"[{"login":"github","id":1,"url":"https://api.github.com/orgs/github"}]"#,
+            ("GET", "/api/v3/user/teams") => {
+                r#"[{"id":1,"name":"Justice League","slug":"justice-league","organization":{"login":"github","id":1}}]"#
+            }
+            _ => return None,
+        };
+        Some(("json", body.to_owned()))
+    }))
+    .await;
+    let config = provider_config(serde_json::json!({
+        "name": "gh", "kind": "github", "client_id": "c", "client_secret": "s", "url": format!("http://127.0.0.1:{port}")
+    }));
+    let providers = Providers::new(&[config], &public_url()).unwrap();
+    let session = oauth2_login(&providers).await;
+    let user = session.identity;
+    let started = start(&providers, &codec(), "").await.unwrap();
+    let authorize = Url::parse(&started.authorize).unwrap();
+    assert_eq!(authorize.path(), "/login/oauth/authorize");
+    let scope = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "scope")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(scope, "read:user user:email read:org");
+    assert_eq!(user.subject, "583231");
+    assert_eq!(user.preferred_username.as_deref(), Some("octocat"));
+    assert_eq!(user.email.as_deref(), Some("octocat@github.com"));
+    assert!(user.email_verified);
+    assert_eq!(user.groups, ["github", "github/justice-league"]);
+    assert_eq!(user.provider, "gh");
+}
+
+#[tokio::test]
+async fn bitbucket_identity_comes_from_user_emails_and_workspaces() {
+    let port = api_server(Arc::new(|method, path| {
+        let body = match (method, path.split('?').next().unwrap()) {
+            ("POST", "/site/oauth2/access_token") => {
+                r#"{"access_token":"test-token","token_type":"bearer","expires_in":7200,"refresh_token":"r1","scopes":"account email"}"#
+            }
+            ("GET", "/2.0/user") => {
+                r#"{"uuid":"{d301aafa-d676-4ee0-88be-962be7417567}","username":"tutorials","display_name":"Tutorials","account_id":"557058:ab"}"#
+            }
+            ("GET", "/2.0/user/emails") => {
+                r#"{"pagelen":10,"values":[{"email":"tutorials@example.com","is_primary":true,"is_confirmed":false,"type":"email"}],"page":1,"size":1}"#
+            }
+            ("GET", "/2.0/user/permissions/workspaces") => {
+                r#"{"pagelen":10,"values":[{"permission":"owner","workspace":{"slug":"atlassian","name":"Atlassian"}},
+                    {"permission":"member","workspace":{"slug":"tutorials","name":"Tutorials"}}],"page":1,"size":2}"#
+            }
+            _ => return None,
+        };
+        Some(("json", body.to_owned()))
+    }))
+    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    let config = provider_config(serde_json::json!({
+        "name": "bb", "kind": "bitbucket", "client_id": "c", "client_secret": "s",
+        "auth_url": format!("{base}/site/oauth2/authorize"),
+        "token_url": format!("{base}/site/oauth2/access_token"),
+        "api_url": format!("{base}/2.0"),
+    }));
+    let providers = Providers::new(&[config], &public_url()).unwrap();
+    let session = oauth2_login(&providers).await;
+    let user = &session.identity;
+    assert_eq!(user.subject, "{d301aafa-d676-4ee0-88be-962be7417567}");
+    assert_eq!(user.email.as_deref(), Some("tutorials@example.com"));
+    assert!(
+        !user.email_verified,
+        "unconfirmed primary email is not verified"
+    );
+    assert_eq!(user.groups, ["atlassian", "tutorials"]);
+    assert_eq!(
+        session.tokens.as_ref().unwrap().refresh_token.as_deref(),
+        Some("r1")
+    );
+}
+
+#[test]
+fn free_port_is_loopback_bindable() {
+    assert!(free_port() > 0);
+}
