@@ -14,6 +14,7 @@ use serde_saphyr::Spanned;
 
 use crate::capability::CapabilityConfig;
 use crate::identity::basic::BasicAuthConfig;
+use crate::identity::headers::IdentityHeaderNames;
 use crate::identity::providers::ProviderConfig;
 use crate::session::SessionConfig;
 use crate::telemetry::DecisionLogConfig;
@@ -33,6 +34,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     pub upstream: UpstreamConfig,
     pub headers: HeaderConfig,
+    /// Names of the identity headers the upstream receives.
+    pub identity_headers: IdentityHeaderNames,
     pub session: SessionConfig,
     pub capability: CapabilityConfig,
     pub providers: Vec<ProviderConfig>,
@@ -98,6 +101,8 @@ struct RawConfig {
     upstream: UpstreamConfig,
     #[serde(default)]
     headers: HeaderConfig,
+    #[serde(default)]
+    identity_headers: IdentityHeaderNames,
     #[serde(default)]
     session: SessionConfig,
     #[serde(default)]
@@ -183,6 +188,7 @@ impl Config {
             tls: None,
             upstream: UpstreamConfig::default(),
             headers: HeaderConfig::default(),
+            identity_headers: IdentityHeaderNames::default(),
             session: SessionConfig::default(),
             capability: CapabilityConfig::default(),
             providers: Vec::new(),
@@ -395,6 +401,7 @@ impl<'a> Validator<'a> {
             tls,
             upstream: raw.upstream,
             headers: raw.headers,
+            identity_headers: raw.identity_headers,
             session: raw.session,
             capability: raw.capability,
             providers: raw.providers,

@@ -23,6 +23,8 @@ pub enum GatewayError {
     Denied {
         reason: String,
     },
+    /// An `Authorization: Basic` header that failed (wrong, rate limited, unavailable).
+    BasicAuth(crate::identity::basic::AuthError),
     CrossOriginWebSocket {
         origin: String,
     },
@@ -48,6 +50,15 @@ impl GatewayError {
             }
             GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::BasicAuth(err) => err.status(),
+        }
+    }
+
+    /// Seconds a rate-limited client should wait (`Retry-After`).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            GatewayError::BasicAuth(err) => err.retry_after_secs(),
+            _ => None,
         }
     }
 
@@ -58,7 +69,8 @@ impl GatewayError {
             | GatewayError::MalformedUpgrade(_)
             | GatewayError::Denied { .. }
             | GatewayError::CrossOriginWebSocket { .. }
-            | GatewayError::WebSocketNotAllowed => ErrorSource::Client,
+            | GatewayError::WebSocketNotAllowed
+            | GatewayError::BasicAuth(_) => ErrorSource::Client,
             GatewayError::UpstreamUnreachable(_)
             | GatewayError::UpstreamTimeout
             | GatewayError::UpstreamFailed(_) => ErrorSource::Upstream,
@@ -79,6 +91,7 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::UpstreamFailed(_) => "upstream_failed",
             GatewayError::Internal(_) => "internal",
+            GatewayError::BasicAuth(_) => "basic_auth",
         }
     }
 
@@ -117,6 +130,7 @@ impl fmt::Display for GatewayError {
             GatewayError::UpstreamTimeout => f.write_str("upstream timed out"),
             GatewayError::UpstreamFailed(why) => write!(f, "upstream failed: {why}"),
             GatewayError::Internal(why) => write!(f, "internal error: {why}"),
+            GatewayError::BasicAuth(err) => write!(f, "{err}"),
         }
     }
 }

@@ -23,9 +23,13 @@ use super::state::Shared;
 use super::tls;
 use super::websocket::WsRegistry;
 use crate::config::Config;
+use crate::identity::basic::BasicAuth;
+use crate::identity::oidc::Providers;
 use crate::pages::Pages;
 use crate::policy::{PolicyStore, Scheme};
+use crate::session::SessionCodec;
 use crate::telemetry::{self, DecisionLog, PrometheusHandle};
+use crate::watch::DirWatch;
 
 /// Slow clients may not hold a connection open without sending their headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,6 +41,8 @@ pub struct Gateway {
     tls: Option<TlsAcceptor>,
     /// The separate `/metrics` listener, when `metrics_listen` is set.
     metrics: Option<(TcpListener, PrometheusHandle)>,
+    /// Directory watches that live as long as the gateway (credentials file, key ring).
+    watches: Vec<DirWatch>,
 }
 
 impl Gateway {
@@ -50,8 +56,30 @@ impl Gateway {
                 .with_context(|| format!("cannot listen on {addr}"))?;
             listeners.push(listener);
         }
-        let strip = IdentityHeaderStripper::new(config.headers.strip.iter().map(String::as_str))
-            .context("headers.strip names an invalid header")?;
+        let configured_names = config.identity_headers.all().map(|name| name.as_str());
+        let strip = IdentityHeaderStripper::new(
+            config
+                .headers
+                .strip
+                .iter()
+                .map(String::as_str)
+                .chain(configured_names),
+        )
+        .context("headers.strip names an invalid header")?;
+        let sessions =
+            SessionCodec::new(&config.session).map_err(|err| anyhow::anyhow!("session: {err}"))?;
+        let providers = Providers::new(&config.providers, &config.public_url)
+            .map_err(|err| anyhow::anyhow!("providers: {err}"))?;
+        let mut watches = Vec::new();
+        let basic = match &config.basic_auth {
+            Some(basic_config) => {
+                let basic = BasicAuth::load(basic_config)
+                    .map_err(|err| anyhow::anyhow!("basic_auth: {err}"))?;
+                watches.extend(basic.watch().context("cannot watch the credentials file")?);
+                Some(basic)
+            }
+            None => None,
+        };
         let pages =
             Pages::load(config.templates.as_deref()).map_err(|err| anyhow::anyhow!("{err}"))?;
         let decision_log = if config.decision_log.enabled {
@@ -70,6 +98,10 @@ impl Gateway {
             None => (None, Some(handle)),
         };
         let shared = Arc::new(Shared {
+            identity_headers: config.identity_headers.clone(),
+            sessions,
+            providers,
+            basic,
             pages,
             decision_log,
             metrics: main_listener_metrics,
@@ -85,11 +117,14 @@ impl Gateway {
             listeners,
             tls,
             metrics,
+            watches,
         })
     }
 
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
@@ -107,6 +142,7 @@ impl Gateway {
             listeners,
             tls,
             metrics,
+            watches: _watches,
         } = self;
         let graceful = GracefulShutdown::new();
         let recheck = tokio::spawn(recheck_websockets_on_reload(shared.clone()));

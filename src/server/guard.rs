@@ -4,8 +4,9 @@
 //! ```text
 //! 1 strip     remove client-sent identity headers (before anything reads a header)
 //! 2 normalize one canonical path for matching and for the upstream, or 400
-//! 3 built-in  /healthz, /readyz, /oauth2/*, keys: the gateway's own endpoints
-//! 4 session   open the session cookie → Identity, or anonymous
+//! 3 built-in  /healthz, /readyz, /metrics, /oauth2/*, keys: the gateway's own endpoints
+//! 4 session   open (and refresh) the session cookie → Identity, or anonymous; an
+//!             `Authorization: Basic` header is tried only when a login would be needed
 //! 5 decide    PolicySet::decide on one policy snapshot
 //! 6 respond   Allow → proxy or WebSocket bridge, with identity headers and capability token
 //!             Login → 302 to login (browser) or 401 JSON (API, XHR, WebSocket)
@@ -26,9 +27,11 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use super::body::Body;
+use super::caller::Caller;
 use super::endpoints;
 use super::error::GatewayError;
-use super::headers::{ForwardedFacts, remove_hop_by_hop, set_forwarded};
+use super::headers::{ForwardedFacts, remove_hop_by_hop, retain_cookies, set_forwarded};
+use super::login;
 use super::path::normalize;
 use super::proxy::{prepare_request, upstream_uri};
 use super::respond;
@@ -36,8 +39,9 @@ use super::state::Shared;
 use super::websocket::{self, is_upgrade};
 use super::whoami;
 use crate::identity::Identity;
+use crate::identity::headers::identity_headers;
 use crate::pages::wants_html;
-use crate::policy::{Decision, Outcome, RequestInfo, Scheme, Upstream};
+use crate::policy::{Decision, Outcome, PolicySet, RequestInfo, Scheme, Upstream};
 use crate::telemetry::{self, DecisionOutcome, DecisionRecord, REQUEST_ID_HEADER};
 
 /// What the pipeline knows about one request so far.
@@ -52,6 +56,8 @@ pub struct RequestContext {
     pub path: Option<String>,
     /// What phase 5 decided, for the metric and the decision log.
     pub decided: Option<Decided>,
+    /// Session cookies to set on whatever response goes out (renewed or cleared session).
+    pub set_cookies: Vec<HeaderValue>,
 }
 
 /// The parts of a [`Decision`] that outlive the response.
@@ -79,6 +85,7 @@ pub async fn handle(
         method: request.method().clone(),
         path: None,
         decided: None,
+        set_cookies: Vec::new(),
     };
     let span = telemetry::request_span(&ctx.request_id);
     let result = pipeline(&shared, &mut ctx, request).instrument(span).await;
@@ -92,6 +99,7 @@ pub async fn handle(
     if let Ok(value) = HeaderValue::try_from(ctx.request_id.as_str()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    login::append_cookies(response.headers_mut(), std::mem::take(&mut ctx.set_cookies));
     record(&shared, &ctx, response.status().as_u16());
     Ok(response)
 }
@@ -155,9 +163,12 @@ async fn pipeline(
     if let Some(response) = endpoints::serve(shared, ctx, &path, &request) {
         return Ok(response);
     }
+    if login::is_login_path(&path) {
+        return Ok(login::serve(shared, ctx, &path, request).await);
+    }
 
     // 4 session
-    let identity: Option<Identity> = None;
+    let mut caller = Caller::from_session(shared, request.headers(), &mut ctx.set_cookies).await;
 
     // 5 decide
     let websocket = is_upgrade(&request);
@@ -172,10 +183,13 @@ async fn pipeline(
         ip: ctx.peer.ip(),
     };
     let snapshot = shared.policies.snapshot();
-    let deciding = Instant::now();
-    let decision = snapshot.set.decide(identity.as_ref(), &info);
-    metrics::histogram!(telemetry::DECISION_DURATION_SECONDS)
-        .record(deciding.elapsed().as_secs_f64());
+    let mut decision = decide(&snapshot.set, caller.identity(), &info);
+    if decision.outcome == Outcome::Login
+        && caller.identity().is_none()
+        && caller.try_basic_header(shared, ctx, &info.headers).await?
+    {
+        decision = decide(&snapshot.set, caller.identity(), &info);
+    }
     log_decision(ctx, &info, &decision);
     ctx.path = Some(info.path.clone());
     ctx.decided = Some(Decided {
@@ -183,12 +197,12 @@ async fn pipeline(
         route: decision.route.as_ref().map(|route| route.name.clone()),
         rule: decision.rule.clone(),
         reason: decision.reason.clone(),
-        subject: identity.as_ref().map(|user| user.subject.clone()),
+        subject: caller.identity().map(|user| user.subject.clone()),
     });
 
     // 6 respond
     match decision.outcome {
-        Outcome::Allow => allow(shared, ctx, request, info, identity, decision).await,
+        Outcome::Allow => allow(shared, ctx, request, info, &caller, decision).await,
         Outcome::Login => Ok(login_required(ctx, &info)),
         Outcome::Deny => Err(GatewayError::Denied {
             reason: decision.reason.into_owned(),
@@ -196,12 +210,20 @@ async fn pipeline(
     }
 }
 
+fn decide(set: &PolicySet, identity: Option<&Identity>, info: &RequestInfo) -> Decision {
+    let started = Instant::now();
+    let decision = set.decide(identity, info);
+    metrics::histogram!(telemetry::DECISION_DURATION_SECONDS)
+        .record(started.elapsed().as_secs_f64());
+    decision
+}
+
 async fn allow(
     shared: &Shared,
     ctx: &RequestContext,
     mut request: Request<Incoming>,
     mut info: RequestInfo,
-    identity: Option<Identity>,
+    caller: &Caller,
     decision: Decision,
 ) -> Result<Response<Body>, GatewayError> {
     let route = decision
@@ -215,6 +237,12 @@ async fn allow(
         std::mem::take(&mut info.headers)
     };
     remove_hop_by_hop(&mut upstream_headers);
+    retain_cookies(&mut upstream_headers, |name| {
+        !shared.is_gateway_cookie(name)
+    });
+    if caller.basic.is_some() {
+        upstream_headers.remove(header::AUTHORIZATION);
+    }
     let forwarded = ForwardedFacts {
         peer: ctx.peer.ip(),
         peer_is_trusted_proxy: shared.is_trusted_proxy(ctx.peer.ip()),
@@ -224,6 +252,11 @@ async fn allow(
     set_forwarded(&mut upstream_headers, forwarded);
     if let Ok(value) = HeaderValue::try_from(ctx.request_id.as_str()) {
         upstream_headers.insert(REQUEST_ID_HEADER, value);
+    }
+    if let Some(identity) = caller.identity() {
+        for (name, value) in identity_headers(identity, &shared.identity_headers) {
+            upstream_headers.insert(name, value);
+        }
     }
 
     if info.websocket {
@@ -237,6 +270,7 @@ async fn allow(
             tasks: &shared.tasks,
             upstream: &shared.config.upstream,
         };
+        let identity = caller.identity().cloned();
         return websocket::handle(upgrade, request, upstream_headers, route, info, identity).await;
     }
 

@@ -94,6 +94,29 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::PROXY_AUTHENTICATE);
 }
 
+/// Keeps only the cookies for which `keep(name)` holds, rewriting `Cookie` as one header.
+pub fn retain_cookies(headers: &mut HeaderMap, keep: impl Fn(&str) -> bool) {
+    if !headers.contains_key(header::COOKIE) {
+        return;
+    }
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| keep(pair.split_once('=').map_or(*pair, |(name, _)| name.trim())))
+        .map(str::to_string)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty()
+        && let Ok(value) = HeaderValue::try_from(kept.join("; "))
+    {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
 /// Facts about the client connection used to set `X-Forwarded-*`.
 #[derive(Debug, Clone, Copy)]
 pub struct ForwardedFacts<'a> {
@@ -192,6 +215,19 @@ mod tests {
             map.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             vec!["accept"]
         );
+    }
+
+    #[test]
+    fn gateway_cookies_are_removed_and_others_kept() {
+        let mut map = headers(&[
+            ("cookie", "_portcullis=sealed; theme=dark"),
+            ("cookie", "_portcullis_1=x;app=1"),
+        ]);
+        retain_cookies(&mut map, |name| !name.starts_with("_portcullis"));
+        assert_eq!(map["cookie"], "theme=dark; app=1");
+        let mut map = headers(&[("cookie", "_portcullis=sealed")]);
+        retain_cookies(&mut map, |name| name != "_portcullis");
+        assert!(!map.contains_key("cookie"));
     }
 
     #[test]

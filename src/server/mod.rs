@@ -2,11 +2,13 @@
 //! [`websocket`] bridge.
 
 mod body;
+mod caller;
 mod endpoints;
 mod error;
 mod gateway;
 pub mod guard;
 mod headers;
+mod login;
 pub mod path;
 mod proxy;
 mod respond;

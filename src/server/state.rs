@@ -9,8 +9,12 @@ use super::headers::IdentityHeaderStripper;
 use super::proxy::UpstreamClient;
 use super::websocket::WsRegistry;
 use crate::config::Config;
+use crate::identity::basic::BasicAuth;
+use crate::identity::headers::IdentityHeaderNames;
+use crate::identity::oidc::Providers;
 use crate::pages::Pages;
 use crate::policy::PolicyStore;
+use crate::session::SessionCodec;
 use crate::telemetry::DecisionLog;
 
 pub struct Shared {
@@ -21,6 +25,10 @@ pub struct Shared {
     /// WebSocket bridges, waited for on shutdown.
     pub tasks: TaskTracker,
     pub strip: IdentityHeaderStripper,
+    pub sessions: SessionCodec,
+    pub providers: Providers,
+    pub basic: Option<Arc<BasicAuth>>,
+    pub identity_headers: IdentityHeaderNames,
     pub pages: Pages,
     pub decision_log: DecisionLog,
     /// Renders `/metrics` on the main listener when no separate `metrics_listen` is configured.
@@ -28,6 +36,27 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Cookies get `Secure` when users reach the gateway over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.config.public_url.scheme() == "https"
+    }
+
+    pub fn public_host(&self) -> &str {
+        self.config.public_url.host_str().unwrap_or_default()
+    }
+
+    /// Whether a request cookie is the gateway's own (session, its chunks, login state, CSRF):
+    /// those never reach an upstream.
+    pub fn is_gateway_cookie(&self, name: &str) -> bool {
+        let session = self.sessions.cookie_name();
+        name == session
+            || name
+                .strip_prefix(session)
+                .is_some_and(|rest| rest.starts_with('_'))
+            || name == crate::identity::basic::CSRF_COOKIE
+            || name == crate::identity::basic::CSRF_COOKIE_SECURE
+    }
+
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.config
             .headers
