@@ -12,7 +12,9 @@ use portcullis::policy::{Outcome, PolicySet, PolicySource, RequestInfo, Scheme};
 
 fn policy(rules: usize) -> PolicySet {
     let routes = rules.div_ceil(10);
-    let mut text = String::from("rules:\n  - name: no contractors\n    deny:\n      when: 'user.email.endsWith(\"@contractors.example.com\")'\nroutes:\n");
+    let mut text = String::from(
+        "rules:\n  - name: no contractors\n    deny:\n      when: 'user.email.endsWith(\"@contractors.example.com\")'\nroutes:\n",
+    );
     for r in 0..routes {
         let _ = write!(
             text,
@@ -20,14 +22,21 @@ fn policy(rules: usize) -> PolicySet {
             8000 + r % 1000
         );
         for k in 0..8 {
-            let _ = write!(text, "      - name: team{k}\n        allow: {{ groups: [team{k}], domains: [example.com] }}\n");
+            let _ = write!(
+                text,
+                "      - name: team{k}\n        allow: {{ groups: [team{k}], domains: [example.com] }}\n"
+            );
         }
         let _ = write!(
             text,
             "      - name: analysts\n        allow:\n          domains: [example.com]\n          groups: [analysts]\n          when: 'request.method in [\"GET\", \"POST\"] && user.email_verified'\n        grants: [read]\n"
         );
     }
-    PolicySet::compile(&[PolicySource { path: PathBuf::from("bench.yaml"), text }]).expect("bench policy compiles")
+    PolicySet::compile(&[PolicySource {
+        path: PathBuf::from("bench.yaml"),
+        text,
+    }])
+    .expect("bench policy compiles")
 }
 
 fn request(path: String) -> RequestInfo {

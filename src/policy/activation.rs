@@ -25,11 +25,19 @@ impl<'a> Activation<'a> {
         user: Option<&'a Identity>,
         request: &'a RequestInfo,
     ) -> Self {
-        Activation { root, scope: None, built: Needs::default(), user, request }
+        Activation {
+            root,
+            scope: None,
+            built: Needs::default(),
+            user,
+            request,
+        }
     }
 
     pub(crate) fn eval(&mut self, expr: &Expr) -> Result<bool, String> {
-        let scope = self.scope.get_or_insert_with(|| self.root.new_inner_scope());
+        let scope = self
+            .scope
+            .get_or_insert_with(|| self.root.new_inner_scope());
         let missing = expr.needs;
         if !self.built.covers(missing) {
             let want = self.built.union(missing);
@@ -44,7 +52,10 @@ impl<'a> Activation<'a> {
                 scope.add_variable_from_value("request", request_value(self.request, want.request));
             }
             if want.now && !self.built.now {
-                scope.add_variable_from_value("now", Value::Timestamp(chrono::Utc::now().fixed_offset()));
+                scope.add_variable_from_value(
+                    "now",
+                    Value::Timestamp(chrono::Utc::now().fixed_offset()),
+                );
             }
             self.built = want;
         }
@@ -61,7 +72,9 @@ fn opt_str(value: Option<&str>) -> Value {
 }
 
 fn map(entries: HashMap<Key, Value>) -> Value {
-    Value::Map(Map { map: Arc::new(entries) })
+    Value::Map(Map {
+        map: Arc::new(entries),
+    })
 }
 
 /// `user` with the fields in `mask` (bit order of `expr::USER_FIELDS`).
@@ -84,11 +97,18 @@ pub(crate) fn user_value(user: &Identity, mask: u16) -> Value {
         m.insert(key("name"), opt_str(user.name.as_deref()));
     }
     if bit(5) {
-        let groups: Vec<Value> = user.groups.iter().map(|g| Value::String(Arc::new(g.clone()))).collect();
+        let groups: Vec<Value> = user
+            .groups
+            .iter()
+            .map(|g| Value::String(Arc::new(g.clone())))
+            .collect();
         m.insert(key("groups"), Value::List(Arc::new(groups)));
     }
     if bit(6) {
-        m.insert(key("provider"), Value::String(Arc::new(user.provider.clone())));
+        m.insert(
+            key("provider"),
+            Value::String(Arc::new(user.provider.clone())),
+        );
     }
     if bit(7) {
         let claims = user.claims.iter().map(|(k, v)| (key(k), json(v))).collect();
@@ -102,10 +122,16 @@ pub(crate) fn request_value(req: &RequestInfo, mask: u16) -> Value {
     let mut m = HashMap::with_capacity(mask.count_ones() as usize);
     let bit = |i: u16| mask & (1 << i) != 0;
     if bit(0) {
-        m.insert(key("method"), Value::String(Arc::new(req.method.as_str().to_owned())));
+        m.insert(
+            key("method"),
+            Value::String(Arc::new(req.method.as_str().to_owned())),
+        );
     }
     if bit(1) {
-        m.insert(key("scheme"), Value::String(Arc::new(req.scheme.as_str().to_owned())));
+        m.insert(
+            key("scheme"),
+            Value::String(Arc::new(req.scheme.as_str().to_owned())),
+        );
     }
     if bit(2) {
         m.insert(key("host"), Value::String(Arc::new(req.host.clone())));
@@ -114,7 +140,10 @@ pub(crate) fn request_value(req: &RequestInfo, mask: u16) -> Value {
         m.insert(key("path"), Value::String(Arc::new(req.path.clone())));
     }
     if bit(4) {
-        m.insert(key("query"), Value::String(Arc::new(req.query.clone().unwrap_or_default())));
+        m.insert(
+            key("query"),
+            Value::String(Arc::new(req.query.clone().unwrap_or_default())),
+        );
     }
     if bit(5) {
         let mut headers: HashMap<Key, Value> = HashMap::with_capacity(req.headers.keys_len());
@@ -126,7 +155,10 @@ pub(crate) fn request_value(req: &RequestInfo, mask: u16) -> Value {
                 .filter_map(|v| v.to_str().ok())
                 .collect();
             if !values.is_empty() {
-                headers.insert(key(name.as_str()), Value::String(Arc::new(values.join(", "))));
+                headers.insert(
+                    key(name.as_str()),
+                    Value::String(Arc::new(values.join(", "))),
+                );
             }
         }
         m.insert(key("headers"), map(headers));

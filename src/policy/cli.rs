@@ -64,14 +64,15 @@ pub fn test(dir: &Path, out: &mut dyn Write) -> bool {
         for case in cases {
             let at = format!("{}:{}", file.display(), case.referenced.line());
             let case = case.value;
-            let request = match parse_request_line(&case.request, &case.headers, case.ip, case.websocket) {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = writeln!(out, "FAIL {at}: {}: {e}", case.name);
-                    failed += 1;
-                    continue;
-                }
-            };
+            let request =
+                match parse_request_line(&case.request, &case.headers, case.ip, case.websocket) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = writeln!(out, "FAIL {at}: {}: {e}", case.name);
+                        failed += 1;
+                        continue;
+                    }
+                };
             let user: Option<Identity> = case.user.map(Identity::from);
             let decision = set.decide(user.as_ref(), &request);
             let mut problems = Vec::new();
@@ -85,17 +86,23 @@ pub fn test(dir: &Path, out: &mut dyn Write) -> bool {
                     problems.push(format!("rule {got:?} (want {rule:?})"));
                 }
             }
-            if let Some(grants) = &case.expect.grants {
-                if decision.grants.as_ref() != grants.as_slice() {
-                    problems.push(format!("grants {:?} (want {grants:?})", decision.grants));
-                }
+            if let Some(grants) = &case.expect.grants
+                && decision.grants.as_ref() != grants.as_slice()
+            {
+                problems.push(format!("grants {:?} (want {grants:?})", decision.grants));
             }
             if problems.is_empty() {
                 passed += 1;
                 let _ = writeln!(out, "ok   {at}: {}", case.name);
             } else {
                 failed += 1;
-                let _ = writeln!(out, "FAIL {at}: {}: got {} [{}]", case.name, problems.join(", "), decision.reason);
+                let _ = writeln!(
+                    out,
+                    "FAIL {at}: {}: got {} [{}]",
+                    case.name,
+                    problems.join(", "),
+                    decision.reason
+                );
             }
         }
     }
@@ -120,7 +127,12 @@ fn locate(e: &serde_saphyr::Error) -> String {
 
 /// Decides `request_line` (`GET https://host/path?q`) as `user_yaml` (absent: anonymous) and
 /// prints the decision and the trace of rules tried.
-pub fn explain(dir: &Path, user_yaml: Option<&Path>, request_line: &str, out: &mut dyn Write) -> bool {
+pub fn explain(
+    dir: &Path,
+    user_yaml: Option<&Path>,
+    request_line: &str,
+    out: &mut dyn Write,
+) -> bool {
     let set = match PolicySet::load_dir(dir) {
         Ok(set) => set,
         Err(errors) => {
@@ -131,7 +143,12 @@ pub fn explain(dir: &Path, user_yaml: Option<&Path>, request_line: &str, out: &m
     explain_with(&set, user_yaml, request_line, out)
 }
 
-pub(crate) fn explain_with(set: &PolicySet, user_yaml: Option<&Path>, request_line: &str, out: &mut dyn Write) -> bool {
+pub(crate) fn explain_with(
+    set: &PolicySet,
+    user_yaml: Option<&Path>,
+    request_line: &str,
+    out: &mut dyn Write,
+) -> bool {
     let user = match user_yaml.map(read_user).transpose() {
         Ok(u) => u,
         Err(e) => {
@@ -153,8 +170,15 @@ pub(crate) fn explain_with(set: &PolicySet, user_yaml: Option<&Path>, request_li
         request.scheme.as_str(),
         request.host,
         request.path,
-        request.query.as_ref().map(|q| format!("?{q}")).unwrap_or_default(),
-        user.as_ref().map_or("anonymous".to_owned(), |u| format!("{:?}", u.email.as_deref().unwrap_or(&u.subject)))
+        request
+            .query
+            .as_ref()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default(),
+        user.as_ref().map_or("anonymous".to_owned(), |u| format!(
+            "{:?}",
+            u.email.as_deref().unwrap_or(&u.subject)
+        ))
     );
     let explanation = set.explain(user.as_ref(), &request);
     let _ = write!(out, "{explanation}");
@@ -162,7 +186,8 @@ pub(crate) fn explain_with(set: &PolicySet, user_yaml: Option<&Path>, request_li
 }
 
 fn read_user(path: &Path) -> Result<Identity, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read user file: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read user file: {e}", path.display()))?;
     serde_saphyr::from_str::<TestUser>(&text)
         .map(Identity::from)
         .map_err(|e| format!("{}:{}", path.display(), locate(&e)))

@@ -13,7 +13,7 @@ use super::expr::{Expr, Literals};
 use super::index::RouteIndex;
 use super::model::{ConditionsSpec, MatchSpec, PolicyFile, RouteSpec, RuleSpec};
 use super::pattern::{HostPattern, PathGlob};
-use super::set::{Conditions, PolicySet, Rule, RuleKind, RouteEntry, Scope};
+use super::set::{Conditions, PolicySet, RouteEntry, Rule, RuleKind, Scope};
 use super::{Route, Upstream, functions};
 
 /// One policy file's name and text.
@@ -130,8 +130,14 @@ impl Compiler {
             if let Some(rule) = self.rule(&file, &source.text, rule, None) {
                 let name = rule.name.to_string();
                 if let Some(first) = self.global_rule_names.get(&name) {
-                    let message = format!("duplicate global rule name {name:?} (first defined at {first})");
-                    self.err(Kind::Conflict, &rule.pos, message, "give every global rule its own name");
+                    let message =
+                        format!("duplicate global rule name {name:?} (first defined at {first})");
+                    self.err(
+                        Kind::Conflict,
+                        &rule.pos,
+                        message,
+                        "give every global rule its own name",
+                    );
                     continue;
                 }
                 self.global_rule_names.insert(name, rule.pos.clone());
@@ -152,18 +158,33 @@ impl Compiler {
         let name = spec.name.value.trim().to_owned();
         let name_at = pos(file, &spec.name);
         if name.is_empty() {
-            self.err(Kind::Invalid, &name_at, "route name is empty", "name every route, e.g. `name: panel`");
+            self.err(
+                Kind::Invalid,
+                &name_at,
+                "route name is empty",
+                "name every route, e.g. `name: panel`",
+            );
         }
         if let Some(first) = self.route_names.get(&name) {
             let message = format!("duplicate route name {name:?} (first defined at {first})");
-            self.err(Kind::Conflict, &name_at, message, "route names must be unique across all policy files");
+            self.err(
+                Kind::Conflict,
+                &name_at,
+                message,
+                "route names must be unique across all policy files",
+            );
         } else {
             self.route_names.insert(name.clone(), name_at.clone());
         }
         let upstream = match Upstream::parse(spec.upstream.value.trim()) {
             Ok(u) => Some(u),
             Err(e) => {
-                self.err(Kind::Invalid, &pos(file, &spec.upstream), e, "write `http://127.0.0.1:5006` or `builtin:whoami`");
+                self.err(
+                    Kind::Invalid,
+                    &pos(file, &spec.upstream),
+                    e,
+                    "write `http://127.0.0.1:5006` or `builtin:whoami`",
+                );
                 None
             }
         };
@@ -171,15 +192,29 @@ impl Compiler {
         for origin in &spec.allowed_origins {
             match parse_origin(&origin.value) {
                 Ok(o) => allowed_origins.push(o),
-                Err(e) => self.err(Kind::Invalid, &pos(file, origin), e, "write `https://app.example.com` (scheme://host[:port])"),
+                Err(e) => self.err(
+                    Kind::Invalid,
+                    &pos(file, origin),
+                    e,
+                    "write `https://app.example.com` (scheme://host[:port])",
+                ),
             }
         }
         if !allowed_origins.is_empty() && !spec.websocket {
-            self.err(Kind::Invalid, &at, "`allowed_origins` is set but `websocket` is not true", "set `websocket: true` or remove `allowed_origins`");
+            self.err(
+                Kind::Invalid,
+                &at,
+                "`allowed_origins` is set but `websocket` is not true",
+                "set `websocket: true` or remove `allowed_origins`",
+            );
         }
         let scope = match &spec.matcher {
             Some(m) => self.scope(file, m),
-            None => Some(Scope { host: HostPattern::Any, paths: Vec::new(), methods: None }),
+            None => Some(Scope {
+                host: HostPattern::Any,
+                paths: Vec::new(),
+                methods: None,
+            }),
         };
         let mut scope = match scope {
             Some(s) => s,
@@ -196,8 +231,15 @@ impl Compiler {
             if let Some(rule) = self.rule(file, text, rule, Some(&route_name)) {
                 let n = rule.name.to_string();
                 if let Some(first) = names.get(&n) {
-                    let message = format!("duplicate rule name {n:?} in route {name:?} (first defined at {first})");
-                    self.err(Kind::Conflict, &rule.pos, message, "give every rule of a route its own name");
+                    let message = format!(
+                        "duplicate rule name {n:?} in route {name:?} (first defined at {first})"
+                    );
+                    self.err(
+                        Kind::Conflict,
+                        &rule.pos,
+                        message,
+                        "give every rule of a route its own name",
+                    );
                     continue;
                 }
                 names.insert(n, rule.pos.clone());
@@ -209,7 +251,12 @@ impl Compiler {
         }
         let Some(upstream) = upstream else { return };
         self.routes.push(RouteEntry {
-            route: Arc::new(Route { name: route_name, upstream, websocket: spec.websocket, allowed_origins }),
+            route: Arc::new(Route {
+                name: route_name,
+                upstream,
+                websocket: spec.websocket,
+                allowed_origins,
+            }),
             scope,
             deny,
             permit,
@@ -225,7 +272,12 @@ impl Compiler {
             Some(h) => match HostPattern::parse(&h.value) {
                 Ok(p) => p,
                 Err(e) => {
-                    self.err(Kind::Invalid, &pos(file, h), e, "write `app.example.com` or `*.example.com`");
+                    self.err(
+                        Kind::Invalid,
+                        &pos(file, h),
+                        e,
+                        "write `app.example.com` or `*.example.com`",
+                    );
                     HostPattern::Any
                 }
             },
@@ -234,7 +286,12 @@ impl Compiler {
         for p in m.path.iter().chain(m.paths.iter()) {
             match PathGlob::parse(p.value.trim()) {
                 Ok(g) => paths.push(g),
-                Err(e) => self.err(Kind::Invalid, &pos(file, p), e, "globs look like `/app/**`, `/app/*/edit`, `/assets/*.css`"),
+                Err(e) => self.err(
+                    Kind::Invalid,
+                    &pos(file, p),
+                    e,
+                    "globs look like `/app/**`, `/app/*/edit`, `/assets/*.css`",
+                ),
             }
         }
         let methods = if m.methods.is_empty() {
@@ -245,12 +302,21 @@ impl Compiler {
                 let upper = method.value.trim().to_ascii_uppercase();
                 match http::Method::from_bytes(upper.as_bytes()) {
                     Ok(v) if !upper.is_empty() => out.push(v),
-                    _ => self.err(Kind::Invalid, &pos(file, method), format!("invalid HTTP method {:?}", method.value), "write e.g. GET, POST"),
+                    _ => self.err(
+                        Kind::Invalid,
+                        &pos(file, method),
+                        format!("invalid HTTP method {:?}", method.value),
+                        "write e.g. GET, POST",
+                    ),
                 }
             }
             Some(out)
         };
-        (self.errors.len() == before).then_some(Scope { host, paths, methods })
+        (self.errors.len() == before).then_some(Scope {
+            host,
+            paths,
+            methods,
+        })
     }
 
     fn rule(
@@ -265,9 +331,16 @@ impl Compiler {
         let before = self.errors.len();
         let name = spec.name.value.trim().to_owned();
         if name.is_empty() {
-            self.err(Kind::Invalid, &pos(file, &spec.name), "rule name is empty", "name every rule: it shows in logs and `explain`");
+            self.err(
+                Kind::Invalid,
+                &pos(file, &spec.name),
+                "rule name is empty",
+                "name every rule: it shows in logs and `explain`",
+            );
         }
-        let kinds = usize::from(spec.guest.is_some()) + usize::from(spec.allow.is_some()) + usize::from(spec.deny.is_some());
+        let kinds = usize::from(spec.guest.is_some())
+            + usize::from(spec.allow.is_some())
+            + usize::from(spec.deny.is_some());
         if kinds != 1 {
             self.err(
                 Kind::Invalid,
@@ -279,7 +352,12 @@ impl Compiler {
         }
         let (kind, conditions) = if let Some(g) = &spec.guest {
             if !g.value {
-                self.err(Kind::Invalid, &pos(file, g), "`guest: false` means nothing", "remove the rule, or use `allow:`");
+                self.err(
+                    Kind::Invalid,
+                    &pos(file, g),
+                    "`guest: false` means nothing",
+                    "remove the rule, or use `allow:`",
+                );
             }
             (RuleKind::Guest, Conditions::default())
         } else if let Some(a) = &spec.allow {
@@ -290,17 +368,36 @@ impl Compiler {
             return None;
         };
         if kind == RuleKind::Deny && !spec.grants.is_empty() {
-            self.err(Kind::Invalid, &pos(file, &spec.grants[0]), "a deny rule cannot have `grants`", "move `grants` to an allow rule");
+            self.err(
+                Kind::Invalid,
+                &pos(file, &spec.grants[0]),
+                "a deny rule cannot have `grants`",
+                "move `grants` to an allow rule",
+            );
         }
-        let grants: Vec<String> = spec.grants.iter().map(|g| g.value.trim().to_owned()).collect();
+        let grants: Vec<String> = spec
+            .grants
+            .iter()
+            .map(|g| g.value.trim().to_owned())
+            .collect();
         if let Some((g, _)) = spec.grants.iter().zip(&grants).find(|(_, s)| s.is_empty()) {
-            self.err(Kind::Invalid, &pos(file, g), "empty grant", "grants are names such as `read`");
+            self.err(
+                Kind::Invalid,
+                &pos(file, g),
+                "empty grant",
+                "grants are names such as `read`",
+            );
         }
         let scope = match &spec.matcher {
             Some(m) => {
                 let s = self.scope(file, m);
                 if route.is_some() && s.as_ref().is_some_and(|s| s.host != HostPattern::Any) {
-                    self.err(Kind::Invalid, &pos(file, m), "a route's rule cannot match on `host`", "put the host in the route's `match`");
+                    self.err(
+                        Kind::Invalid,
+                        &pos(file, m),
+                        "a route's rule cannot match on `host`",
+                        "put the host in the route's `match`",
+                    );
                 }
                 s
             }
@@ -321,18 +418,33 @@ impl Compiler {
         })
     }
 
-    fn conditions(&mut self, file: &Arc<Path>, text: &str, spec: &Spanned<ConditionsSpec>) -> Conditions {
+    fn conditions(
+        &mut self,
+        file: &Arc<Path>,
+        text: &str,
+        spec: &Spanned<ConditionsSpec>,
+    ) -> Conditions {
         let c = &spec.value;
         let mut out = Conditions::default();
         for d in &c.domains {
             if let Err(e) = out.domains.insert(&d.value) {
-                self.err(Kind::Invalid, &pos(file, d), e, "domains match the verified email's domain, e.g. `example.com`");
+                self.err(
+                    Kind::Invalid,
+                    &pos(file, d),
+                    e,
+                    "domains match the verified email's domain, e.g. `example.com`",
+                );
             }
         }
         for e in &c.emails {
             let v = e.value.trim().to_ascii_lowercase();
             if v.matches('@').count() != 1 || v.starts_with('@') || v.ends_with('@') {
-                self.err(Kind::Invalid, &pos(file, e), format!("invalid email {:?}", e.value), "write a full address, e.g. `ana@example.com`");
+                self.err(
+                    Kind::Invalid,
+                    &pos(file, e),
+                    format!("invalid email {:?}", e.value),
+                    "write a full address, e.g. `ana@example.com`",
+                );
             } else {
                 out.emails.insert(v);
             }
@@ -345,7 +457,12 @@ impl Compiler {
             for g in list {
                 let v = g.value.trim();
                 if v.is_empty() {
-                    self.errors.push(PolicyError::new(Kind::Invalid, &pos(file, g), "empty name in list", "remove the empty entry"));
+                    self.errors.push(PolicyError::new(
+                        Kind::Invalid,
+                        &pos(file, g),
+                        "empty name in list",
+                        "remove the empty entry",
+                    ));
                 } else {
                     target.push(v.to_owned());
                 }
@@ -357,7 +474,13 @@ impl Compiler {
         out
     }
 
-    fn expr(&mut self, file: &Arc<Path>, text: &str, source: &Spanned<String>, allow_user: bool) -> Option<Expr> {
+    fn expr(
+        &mut self,
+        file: &Arc<Path>,
+        text: &str,
+        source: &Spanned<String>,
+        allow_user: bool,
+    ) -> Option<Expr> {
         match Expr::compile(&source.value, allow_user, &mut self.literals) {
             Ok(e) => Some(e),
             Err(errors) => {
@@ -387,7 +510,10 @@ impl Compiler {
         let mut found = Vec::new();
         for (i, r) in self.routes.iter().enumerate() {
             for g in &r.scope.paths {
-                let key = (r.scope.host.to_string(), g.as_str().trim_end_matches('/').to_owned());
+                let key = (
+                    r.scope.host.to_string(),
+                    g.as_str().trim_end_matches('/').to_owned(),
+                );
                 let list = seen.entry(key.clone()).or_default();
                 for &j in list.iter() {
                     if methods_overlap(&self.routes[j].scope, &r.scope) {
@@ -399,7 +525,10 @@ impl Compiler {
         }
         for (j, i, host, glob) in found {
             let first = self.routes[j].pos.clone();
-            let (a, b) = (self.routes[j].route.name.clone(), self.routes[i].route.name.clone());
+            let (a, b) = (
+                self.routes[j].route.name.clone(),
+                self.routes[i].route.name.clone(),
+            );
             let at = self.routes[i].pos.clone();
             self.err(
                 Kind::Conflict,
@@ -423,9 +552,13 @@ fn parse_origin(text: &str) -> Result<String, String> {
     let uri: http::Uri = t.parse().map_err(|_| format!("invalid origin {text:?}"))?;
     let ok = matches!(uri.scheme_str(), Some("http" | "https"))
         && uri.authority().is_some()
-        && uri.path_and_query().is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/");
+        && uri
+            .path_and_query()
+            .is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/");
     if !ok {
-        return Err(format!("invalid origin {text:?}: scheme://host[:port] only"));
+        return Err(format!(
+            "invalid origin {text:?}: scheme://host[:port] only"
+        ));
     }
     Ok(t.trim_end_matches('/').to_owned())
 }

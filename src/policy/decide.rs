@@ -61,18 +61,36 @@ impl PolicySet {
         Explanation { decision, steps }
     }
 
-    fn run(&self, user: Option<&Identity>, req: &RequestInfo, steps: Option<&mut Vec<TraceStep>>) -> Decision {
+    fn run(
+        &self,
+        user: Option<&Identity>,
+        req: &RequestInfo,
+        steps: Option<&mut Vec<TraceStep>>,
+    ) -> Decision {
         let Some(index) = self.index.lookup(&self.routes, req) else {
-            return Decision::new(Outcome::Deny, None, None, "no route matches this host and path");
+            return Decision::new(
+                Outcome::Deny,
+                None,
+                None,
+                "no route matches this host and path",
+            );
         };
         let Some(entry) = self.routes.get(index) else {
             return Decision::new(Outcome::Deny, None, None, "route index out of date");
         };
         let route = &entry.route;
         if req.websocket && !route.websocket {
-            return Decision::new(Outcome::Deny, Some(route), None, "route does not allow WebSocket upgrades");
+            return Decision::new(
+                Outcome::Deny,
+                Some(route),
+                None,
+                "route does not allow WebSocket upgrades",
+            );
         }
-        let mut trace = Trace { steps, scope: "global".into() };
+        let mut trace = Trace {
+            steps,
+            scope: "global".into(),
+        };
         let mut cel = Activation::new(&self.cel, user, req);
 
         for (scope, rules) in [(None, &self.global_deny), (Some(&route.name), &entry.deny)] {
@@ -81,22 +99,38 @@ impl PolicySet {
             }
             for rule in rules.iter() {
                 if !scope_matches(rule, req) {
-                    trace.note(rule, StepResult::NotMatched, || "request outside the rule's `match`".into());
+                    trace.note(rule, StepResult::NotMatched, || {
+                        "request outside the rule's `match`".into()
+                    });
                     continue;
                 }
                 if user.is_none() && rule.needs_user {
-                    trace.note(rule, StepResult::Skipped, || "anonymous request; rule looks at the user".into());
+                    trace.note(rule, StepResult::Skipped, || {
+                        "anonymous request; rule looks at the user".into()
+                    });
                     continue;
                 }
                 match conditions(&rule.conditions, user, &mut cel) {
                     Eval::Match => {
                         trace.note(rule, StepResult::Matched, || "all conditions hold".into());
-                        return Decision::new(Outcome::Deny, Some(route), Some(&rule.name), "denied by rule");
+                        return Decision::new(
+                            Outcome::Deny,
+                            Some(route),
+                            Some(&rule.name),
+                            "denied by rule",
+                        );
                     }
-                    Eval::NoMatch(why) => trace.note(rule, StepResult::NotMatched, || format!("`{why}` does not hold")),
+                    Eval::NoMatch(why) => trace.note(rule, StepResult::NotMatched, || {
+                        format!("`{why}` does not hold")
+                    }),
                     Eval::Error(e) => {
                         trace.note(rule, StepResult::Error, || e.clone());
-                        return Decision::new(Outcome::Deny, Some(route), Some(&rule.name), format!("error evaluating rule: {e}"));
+                        return Decision::new(
+                            Outcome::Deny,
+                            Some(route),
+                            Some(&rule.name),
+                            format!("error evaluating rule: {e}"),
+                        );
                     }
                 }
             }
@@ -104,13 +138,18 @@ impl PolicySet {
 
         let mut login: Option<&Rule> = None;
         trace.scope = "global".into();
-        for (scope, rules) in [(None, &self.global_permit), (Some(&route.name), &entry.permit)] {
+        for (scope, rules) in [
+            (None, &self.global_permit),
+            (Some(&route.name), &entry.permit),
+        ] {
             if let Some(name) = scope {
                 trace.scope = name.clone();
             }
             for rule in rules.iter() {
                 if !scope_matches(rule, req) {
-                    trace.note(rule, StepResult::NotMatched, || "request outside the rule's `match`".into());
+                    trace.note(rule, StepResult::NotMatched, || {
+                        "request outside the rule's `match`".into()
+                    });
                     continue;
                 }
                 if rule.kind == RuleKind::Guest {
@@ -122,13 +161,22 @@ impl PolicySet {
                     // the request alone can say no before then.
                     match request_only_when(&rule.conditions, &mut cel) {
                         Eval::Match => {
-                            trace.note(rule, StepResult::Skipped, || "anonymous; would need a login".into());
+                            trace.note(rule, StepResult::Skipped, || {
+                                "anonymous; would need a login".into()
+                            });
                             login = login.or(Some(rule));
                         }
-                        Eval::NoMatch(why) => trace.note(rule, StepResult::NotMatched, || format!("`{why}` does not hold")),
+                        Eval::NoMatch(why) => trace.note(rule, StepResult::NotMatched, || {
+                            format!("`{why}` does not hold")
+                        }),
                         Eval::Error(e) => {
                             trace.note(rule, StepResult::Error, || e.clone());
-                            return Decision::new(Outcome::Deny, Some(route), Some(&rule.name), format!("error evaluating rule: {e}"));
+                            return Decision::new(
+                                Outcome::Deny,
+                                Some(route),
+                                Some(&rule.name),
+                                format!("error evaluating rule: {e}"),
+                            );
                         }
                     }
                     continue;
@@ -138,17 +186,34 @@ impl PolicySet {
                         trace.note(rule, StepResult::Matched, || "all conditions hold".into());
                         return allow(route, rule, "allowed by rule");
                     }
-                    Eval::NoMatch(why) => trace.note(rule, StepResult::NotMatched, || format!("`{why}` does not hold")),
+                    Eval::NoMatch(why) => trace.note(rule, StepResult::NotMatched, || {
+                        format!("`{why}` does not hold")
+                    }),
                     Eval::Error(e) => {
                         trace.note(rule, StepResult::Error, || e.clone());
-                        return Decision::new(Outcome::Deny, Some(route), Some(&rule.name), format!("error evaluating rule: {e}"));
+                        return Decision::new(
+                            Outcome::Deny,
+                            Some(route),
+                            Some(&rule.name),
+                            format!("error evaluating rule: {e}"),
+                        );
                     }
                 }
             }
         }
         match login {
-            Some(rule) => Decision::new(Outcome::Login, Some(route), Some(&rule.name), "login required"),
-            None => Decision::new(Outcome::Deny, Some(route), None, "no rule allows this request"),
+            Some(rule) => Decision::new(
+                Outcome::Login,
+                Some(route),
+                Some(&rule.name),
+                "login required",
+            ),
+            None => Decision::new(
+                Outcome::Deny,
+                Some(route),
+                None,
+                "no rule allows this request",
+            ),
         }
     }
 }
@@ -196,7 +261,10 @@ fn conditions(c: &Conditions, user: Option<&Identity>, cel: &mut Activation<'_>)
         }
         if !c.emails.is_empty() {
             let ok = user.email_verified
-                && user.email.as_deref().is_some_and(|e| c.emails.contains(&e.to_ascii_lowercase()));
+                && user
+                    .email
+                    .as_deref()
+                    .is_some_and(|e| c.emails.contains(&e.to_ascii_lowercase()));
             if !ok {
                 return Eval::NoMatch("emails");
             }

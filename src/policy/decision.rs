@@ -121,7 +121,16 @@ impl fmt::Display for Explanation {
                 StepResult::Skipped => "skip",
                 StepResult::Error => "ERROR",
             };
-            writeln!(f, "  {:>2}. [{}] {} {:?} ({}): {}", i + 1, s.scope, s.kind, s.rule, mark, s.detail)?;
+            writeln!(
+                f,
+                "  {:>2}. [{}] {} {:?} ({}): {}",
+                i + 1,
+                s.scope,
+                s.kind,
+                s.rule,
+                mark,
+                s.detail
+            )?;
         }
         Ok(())
     }

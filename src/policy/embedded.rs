@@ -9,9 +9,18 @@ use super::set::PolicySet;
 /// The example policies shipped in `policies/`, as (file name, text).
 pub const EMBEDDED_POLICIES: &[(&str, &str)] = &[
     ("00-demo.yaml", include_str!("../../policies/00-demo.yaml")),
-    ("10-panel.yaml", include_str!("../../policies/10-panel.yaml")),
-    ("20-admin.yaml", include_str!("../../policies/20-admin.yaml")),
-    ("30-global.yaml", include_str!("../../policies/30-global.yaml")),
+    (
+        "10-panel.yaml",
+        include_str!("../../policies/10-panel.yaml"),
+    ),
+    (
+        "20-admin.yaml",
+        include_str!("../../policies/20-admin.yaml"),
+    ),
+    (
+        "30-global.yaml",
+        include_str!("../../policies/30-global.yaml"),
+    ),
 ];
 
 impl PolicySet {
@@ -19,7 +28,10 @@ impl PolicySet {
     pub fn embedded() -> PolicySet {
         let sources: Vec<PolicySource> = EMBEDDED_POLICIES
             .iter()
-            .map(|(name, text)| PolicySource { path: PathBuf::from("policies").join(name), text: (*text).to_owned() })
+            .map(|(name, text)| PolicySource {
+                path: PathBuf::from("policies").join(name),
+                text: (*text).to_owned(),
+            })
             .collect();
         match PolicySet::compile(&sources) {
             Ok(set) => set,

@@ -89,7 +89,13 @@ impl PolicyErrors {
     pub fn first_line(&self) -> String {
         match self.0.first() {
             Some(e) if e.line > 0 => {
-                format!("{}:{}:{}: {}", e.file.display(), e.line, e.column.max(1), e.message)
+                format!(
+                    "{}:{}:{}: {}",
+                    e.file.display(),
+                    e.line,
+                    e.column.max(1),
+                    e.message
+                )
             }
             Some(e) => format!("{}: {}", e.file.display(), e.message),
             None => String::new(),
@@ -131,16 +137,30 @@ pub struct Pos {
 
 impl Pos {
     pub(crate) fn file(file: &std::sync::Arc<Path>) -> Self {
-        Pos { file: file.clone(), line: 0, column: 0 }
+        Pos {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+        }
     }
 
     pub(crate) fn at(file: &std::sync::Arc<Path>, loc: serde_saphyr::Location) -> Self {
-        Pos { file: file.clone(), line: loc.line(), column: loc.column() }
+        Pos {
+            file: file.clone(),
+            line: loc.line(),
+            column: loc.column(),
+        }
     }
 }
 
 impl fmt::Display for Pos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column.max(1))
+        write!(
+            f,
+            "{}:{}:{}",
+            self.file.display(),
+            self.line,
+            self.column.max(1)
+        )
     }
 }

@@ -174,13 +174,20 @@ impl Expr {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Expr { source: source.into(), program, needs })
+        Ok(Expr {
+            source: source.into(),
+            program,
+            needs,
+        })
     }
 
     pub(crate) fn execute(&self, context: &Context<'_, '_>) -> Result<bool, String> {
         match self.program.execute(context) {
             Ok(Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!("expression returned {:?}, not a bool", other.type_of())),
+            Ok(other) => Err(format!(
+                "expression returned {:?}, not a bool",
+                other.type_of()
+            )),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -199,7 +206,12 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn error(&mut self, id: u64, message: String, hint: &'static str) {
         let (line, column) = self.position(id);
-        self.errors.push(ExprError { message, hint, line, column });
+        self.errors.push(ExprError {
+            message,
+            hint,
+            line,
+            column,
+        });
     }
 
     /// 1-based line and column of node `id` within the expression text.
@@ -225,7 +237,11 @@ impl Walk<'_> {
                 "use an `allow` rule for conditions on the user",
             ),
             "user" | "request" => {
-                let fields: &[&str] = if name == "user" { &USER_FIELDS } else { &REQUEST_FIELDS };
+                let fields: &[&str] = if name == "user" {
+                    &USER_FIELDS
+                } else {
+                    &REQUEST_FIELDS
+                };
                 let bits = match field {
                     None => ALL,
                     Some(f) => match fields.iter().position(|k| *k == f) {
@@ -308,7 +324,10 @@ impl Walk<'_> {
             }
             Ast::Struct(s) => self.error(
                 e.id,
-                format!("message construction `{}{{..}}` is not supported", s.type_name),
+                format!(
+                    "message construction `{}{{..}}` is not supported",
+                    s.type_name
+                ),
                 "use maps and lists",
             ),
             Ast::Literal(_) | Ast::Unspecified => {}

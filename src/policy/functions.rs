@@ -19,7 +19,9 @@ pub(crate) const NAMES: [&str; 2] = ["matches", "inCidr"];
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 pub(crate) fn build_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build()
+    regex::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
 }
 
 /// A root context carrying the environment and these functions, built once per policy set.
@@ -30,7 +32,9 @@ pub(crate) fn root_context(literals: Arc<Literals>) -> Context<'static, 'static>
     // so adding them cannot fail; a failure would surface as "unknown function" at load.
     let _ = root.add_function(
         "matches",
-        move |This(text): This<Arc<String>>, pattern: Arc<String>| -> Result<Value, ExecutionError> {
+        move |This(text): This<Arc<String>>,
+              pattern: Arc<String>|
+              -> Result<Value, ExecutionError> {
             let found = match regexes.regexes.get(pattern.as_str()) {
                 Some(re) => re.is_match(&text),
                 None => build_regex(&pattern)
@@ -44,14 +48,16 @@ pub(crate) fn root_context(literals: Arc<Literals>) -> Context<'static, 'static>
     let _ = root.add_function(
         "inCidr",
         move |This(ip): This<Arc<String>>, net: Arc<String>| -> Result<Value, ExecutionError> {
-            let addr: IpAddr = ip
-                .parse()
-                .map_err(|_| ExecutionError::function_error("inCidr", format!("not an IP address: {ip:?}")))?;
+            let addr: IpAddr = ip.parse().map_err(|_| {
+                ExecutionError::function_error("inCidr", format!("not an IP address: {ip:?}"))
+            })?;
             let contains = match cidrs.cidrs.get(net.as_str()) {
                 Some(n) => n.contains(&addr),
                 None => net
                     .parse::<ipnet::IpNet>()
-                    .map_err(|_| ExecutionError::function_error("inCidr", format!("not a CIDR: {net:?}")))?
+                    .map_err(|_| {
+                        ExecutionError::function_error("inCidr", format!("not a CIDR: {net:?}"))
+                    })?
                     .contains(&addr),
             };
             Ok(Value::Bool(contains))

@@ -42,7 +42,10 @@ impl RouteIndex {
                 HostPattern::Suffix(s) => index.suffix.entry(s.clone()).or_default(),
             };
             for (g, glob) in entry.scope.paths.iter().enumerate() {
-                let c = Candidate { route: r as u32, glob: g as u32 };
+                let c = Candidate {
+                    route: r as u32,
+                    glob: g as u32,
+                };
                 match glob.first_literal() {
                     Some(first) => bucket.by_first.entry(first.to_owned()).or_default().push(c),
                     None => bucket.other.push(c),
@@ -61,7 +64,11 @@ impl RouteIndex {
         if !self.suffix.is_empty() {
             // Longest suffix first: cut at each dot from the left.
             for (i, _) in host.match_indices('.') {
-                if let Some(found) = self.suffix.get(&host[i..]).and_then(|b| b.best(routes, req)) {
+                if let Some(found) = self
+                    .suffix
+                    .get(&host[i..])
+                    .and_then(|b| b.best(routes, req))
+                {
                     return Some(found);
                 }
             }
@@ -72,7 +79,11 @@ impl RouteIndex {
 
 impl PathIndex {
     fn best(&self, routes: &[RouteEntry], req: &RequestInfo) -> Option<usize> {
-        let first = req.path.get(1..).and_then(|p| p.split('/').next()).unwrap_or("");
+        let first = req
+            .path
+            .get(1..)
+            .and_then(|p| p.split('/').next())
+            .unwrap_or("");
         let keyed = self.by_first.get(first).map_or(&[][..], Vec::as_slice);
         keyed
             .iter()

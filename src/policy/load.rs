@@ -18,7 +18,12 @@ impl PolicySet {
 }
 
 fn io_error(path: &Path, message: String, hint: &'static str) -> PolicyErrors {
-    PolicyErrors::single(PolicyError::new(Kind::Io, &Pos::file(&Arc::from(path)), message, hint))
+    PolicyErrors::single(PolicyError::new(
+        Kind::Io,
+        &Pos::file(&Arc::from(path)),
+        message,
+        hint,
+    ))
 }
 
 /// Whether `name` is a policy file (not a test file, not hidden).
@@ -37,11 +42,21 @@ pub(crate) fn is_test_file(name: &str) -> bool {
 /// Files in `dir` whose names pass `keep`, sorted, following symlinks.
 pub(crate) fn list(dir: &Path, keep: fn(&str) -> bool) -> Result<Vec<PathBuf>, PolicyErrors> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
-        io_error(dir, format!("cannot read policy directory: {e}"), "check that the directory exists and is readable")
+        io_error(
+            dir,
+            format!("cannot read policy directory: {e}"),
+            "check that the directory exists and is readable",
+        )
     })?;
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| io_error(dir, format!("cannot list policy directory: {e}"), "check permissions"))?;
+        let entry = entry.map_err(|e| {
+            io_error(
+                dir,
+                format!("cannot list policy directory: {e}"),
+                "check permissions",
+            )
+        })?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if !keep(name) {
@@ -80,5 +95,9 @@ pub(crate) fn read_dir(dir: &Path) -> Result<Vec<PolicySource>, PolicyErrors> {
             )),
         }
     }
-    if errors.is_empty() { Ok(sources) } else { Err(PolicyErrors(errors)) }
+    if errors.is_empty() {
+        Ok(sources)
+    } else {
+        Err(PolicyErrors(errors))
+    }
 }

@@ -25,7 +25,9 @@ impl HostPattern {
             return Ok(HostPattern::Suffix(format!(".{rest}")));
         }
         if text.contains('*') || text.contains('/') || text.contains(':') {
-            return Err(format!("invalid host `{text}`: only `host` or `*.domain` (no port, no path)"));
+            return Err(format!(
+                "invalid host `{text}`: only `host` or `*.domain` (no port, no path)"
+            ));
         }
         Ok(HostPattern::Exact(text))
     }
@@ -80,12 +82,16 @@ impl PathGlob {
             return Err(format!("path glob `{text}` must start with `/`"));
         }
         if text.contains(['?', '#']) {
-            return Err(format!("path glob `{text}` must not contain `?` or `#`: paths are matched without the query"));
+            return Err(format!(
+                "path glob `{text}` must not contain `?` or `#`: paths are matched without the query"
+            ));
         }
         let mut segments = Vec::new();
         for seg in split(text) {
             if seg == ".." || seg == "." {
-                return Err(format!("path glob `{text}` must not contain `.` or `..` segments"));
+                return Err(format!(
+                    "path glob `{text}` must not contain `.` or `..` segments"
+                ));
             }
             segments.push(match seg {
                 "**" => Segment::AnyDepth,
@@ -97,12 +103,18 @@ impl PathGlob {
                 s => Segment::Literal(s.to_owned()),
             });
         }
-        Ok(PathGlob { text: text.to_owned(), segments })
+        Ok(PathGlob {
+            text: text.to_owned(),
+            segments,
+        })
     }
 
     /// `/**`: every path.
     pub(crate) fn any() -> Self {
-        PathGlob { text: "/**".to_owned(), segments: vec![Segment::AnyDepth] }
+        PathGlob {
+            text: "/**".to_owned(),
+            segments: vec![Segment::AnyDepth],
+        }
     }
 
     pub(crate) fn as_str(&self) -> &str {
@@ -131,7 +143,10 @@ impl PathGlob {
             }
         }
         // A glob without wildcards is more specific than any prefix of the same length.
-        let exact = self.segments.iter().all(|s| matches!(s, Segment::Literal(_)));
+        let exact = self
+            .segments
+            .iter()
+            .all(|s| matches!(s, Segment::Literal(_)));
         (n * 2 + usize::from(exact), chars)
     }
 
@@ -229,9 +244,13 @@ impl DomainSet {
             && !bare.starts_with('.')
             && !bare.ends_with('.')
             && !bare.contains("..")
-            && bare.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            && bare
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
         if !valid {
-            return Err(format!("invalid email domain `{text}`: write `example.com` or `*.example.com`"));
+            return Err(format!(
+                "invalid email domain `{text}`: write `example.com` or `*.example.com`"
+            ));
         }
         if d.starts_with("*.") {
             self.suffixes.push(d[1..].to_owned());

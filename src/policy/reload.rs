@@ -78,7 +78,11 @@ impl PolicyStore {
     }
 
     fn new(dir: Option<PathBuf>, set: PolicySet) -> Arc<PolicyStore> {
-        let snapshot = Snapshot { generation: 1, set, loaded_at: SystemTime::now() };
+        let snapshot = Snapshot {
+            generation: 1,
+            set,
+            loaded_at: SystemTime::now(),
+        };
         metrics::gauge!("portcullis_policy_generation").set(1.0);
         let (generation_tx, _) = watch::channel(1);
         Arc::new(PolicyStore {
@@ -116,7 +120,11 @@ impl PolicyStore {
         match PolicySet::load_dir(dir) {
             Ok(set) => {
                 let generation = self.current.load().generation + 1;
-                self.current.store(Arc::new(Snapshot { generation, set, loaded_at: SystemTime::now() }));
+                self.current.store(Arc::new(Snapshot {
+                    generation,
+                    set,
+                    loaded_at: SystemTime::now(),
+                }));
                 *self.last_error.lock() = LastError::default();
                 self.generation_tx.send_replace(generation);
                 metrics::counter!("portcullis_policy_reloads_total", "result" => "ok").increment(1);
@@ -134,8 +142,12 @@ impl PolicyStore {
                     serving_generation = serving,
                     "policy reload failed; keeping the last good policy set"
                 );
-                metrics::counter!("portcullis_policy_reloads_total", "result" => "error").increment(1);
-                *self.last_error.lock() = LastError { message: Some(errors.to_string()), at: Some(SystemTime::now()) };
+                metrics::counter!("portcullis_policy_reloads_total", "result" => "error")
+                    .increment(1);
+                *self.last_error.lock() = LastError {
+                    message: Some(errors.to_string()),
+                    at: Some(SystemTime::now()),
+                };
                 Err(errors)
             }
         }
@@ -145,7 +157,9 @@ impl PolicyStore {
     /// value stops watching. Fails for a store without a directory.
     pub fn watch(self: &Arc<Self>, debounce: Duration) -> notify::Result<DirWatch> {
         let Some(dir) = self.dir.clone() else {
-            return Err(notify::Error::generic("this policy store has no directory to watch"));
+            return Err(notify::Error::generic(
+                "this policy store has no directory to watch",
+            ));
         };
         let store: Weak<PolicyStore> = Arc::downgrade(self);
         watch_dir(&dir, debounce, move || {

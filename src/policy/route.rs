@@ -52,7 +52,12 @@ impl std::fmt::Display for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Upstream::Whoami => f.write_str("builtin:whoami"),
-            Upstream::Http(uri) => write!(f, "{}://{}", uri.scheme_str().unwrap_or("http"), uri.authority().map_or("", |a| a.as_str())),
+            Upstream::Http(uri) => write!(
+                f,
+                "{}://{}",
+                uri.scheme_str().unwrap_or("http"),
+                uri.authority().map_or("", |a| a.as_str())
+            ),
         }
     }
 }

@@ -123,7 +123,11 @@ impl PolicySet {
     pub fn rule_count(&self) -> usize {
         self.global_deny.len()
             + self.global_permit.len()
-            + self.routes.iter().map(|r| r.deny.len() + r.permit.len()).sum::<usize>()
+            + self
+                .routes
+                .iter()
+                .map(|r| r.deny.len() + r.permit.len())
+                .sum::<usize>()
     }
 }
 

@@ -117,7 +117,9 @@ pub(crate) fn parse_request_line(
 ) -> Result<RequestInfo, String> {
     let mut parts = line.split_whitespace();
     let (Some(method), Some(url), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!("request {line:?} must be `METHOD URL`, e.g. `GET https://host/path`"));
+        return Err(format!(
+            "request {line:?} must be `METHOD URL`, e.g. `GET https://host/path`"
+        ));
     };
     let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("invalid method {method:?}"))?;
@@ -142,18 +144,26 @@ pub(crate) fn parse_request_line(
         Some((p, q)) => (p, Some(q.to_owned())),
         None => (target, None),
     };
-    let path = if path.is_empty() { "/".to_owned() } else { path.to_owned() };
+    let path = if path.is_empty() {
+        "/".to_owned()
+    } else {
+        path.to_owned()
+    };
     let mut map = http::HeaderMap::new();
     for (k, v) in headers {
         let name = http::header::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
             .map_err(|_| format!("invalid header name {k:?}"))?;
-        let value = http::HeaderValue::from_str(v).map_err(|_| format!("invalid header value for {k:?}"))?;
+        let value = http::HeaderValue::from_str(v)
+            .map_err(|_| format!("invalid header value for {k:?}"))?;
         map.append(name, value);
     }
     Ok(RequestInfo {
         method,
         scheme,
-        host: host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase(),
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase(),
         path,
         query,
         headers: map,
@@ -169,7 +179,13 @@ mod tests {
     #[test]
     fn request_lines_parse_into_facts() {
         let none = HashMap::new();
-        let r = parse_request_line("get https://App.Example.com:8443/a/b?x=1#frag", &none, None, false).unwrap();
+        let r = parse_request_line(
+            "get https://App.Example.com:8443/a/b?x=1#frag",
+            &none,
+            None,
+            false,
+        )
+        .unwrap();
         assert_eq!(r.method, http::Method::GET);
         assert_eq!(r.scheme, Scheme::Https);
         assert_eq!(r.host, "app.example.com");

@@ -52,7 +52,11 @@ fn lookalike_paths_do_not_reach_protected_routes_as_guest() {
     ];
     for line in protected {
         let d = s.decide(None, &req(line));
-        assert_ne!(d.outcome, Outcome::Allow, "{line} must not be a guest path: {d}");
+        assert_ne!(
+            d.outcome,
+            Outcome::Allow,
+            "{line} must not be a guest path: {d}"
+        );
     }
 }
 
@@ -74,8 +78,7 @@ fn the_real_guest_paths_stay_public() {
 
 #[test]
 fn trailing_slash_cannot_dodge_a_deny_rule() {
-    let s = set(
-        r#"
+    let s = set(r#"
 routes:
   - name: app
     upstream: builtin:whoami
@@ -85,10 +88,12 @@ routes:
         deny: {}
       - name: everyone
         guest: true
-"#,
-    );
+"#);
     for line in ["GET https://h/admin", "GET https://h/admin/"] {
         assert_eq!(s.decide(None, &req(line)).outcome, Outcome::Deny, "{line}");
     }
-    assert_eq!(s.decide(None, &req("GET https://h/administrator")).outcome, Outcome::Allow);
+    assert_eq!(
+        s.decide(None, &req("GET https://h/administrator")).outcome,
+        Outcome::Allow
+    );
 }

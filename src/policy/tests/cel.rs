@@ -3,7 +3,9 @@ use super::{req, set, try_set, user};
 use crate::identity::Identity;
 
 fn route_with(when: &str) -> String {
-    format!("routes:\n  - name: a\n    upstream: builtin:whoami\n    rules:\n      - name: r\n        allow:\n          when: '{when}'\n")
+    format!(
+        "routes:\n  - name: a\n    upstream: builtin:whoami\n    rules:\n      - name: r\n        allow:\n          when: '{when}'\n"
+    )
 }
 
 #[test]
@@ -21,8 +23,14 @@ fn cel_sees_user_request_and_now() {
         ("user.name == \"Ana\"", true),
         ("user.claims.tier == \"gold\"", true),
         ("has(user.claims.tier) && !has(user.claims.nope)", true),
-        ("request.method == \"GET\" && request.scheme == \"https\"", true),
-        ("request.host == \"h.example.com\" && request.path == \"/p\"", true),
+        (
+            "request.method == \"GET\" && request.scheme == \"https\"",
+            true,
+        ),
+        (
+            "request.host == \"h.example.com\" && request.path == \"/p\"",
+            true,
+        ),
         ("request.query == \"a=1\"", true),
         ("request.headers[\"x-team\"] == \"blue\"", true),
         ("!request.websocket", true),
@@ -37,7 +45,8 @@ fn cel_sees_user_request_and_now() {
     for (expr, want) in cases {
         let s = set(&route_with(expr));
         let mut r = req("GET https://h.example.com/p?a=1");
-        r.headers.insert("x-team", http::HeaderValue::from_static("blue"));
+        r.headers
+            .insert("x-team", http::HeaderValue::from_static("blue"));
         r.ip = "10.1.2.3".parse().expect("ip");
         let d = s.decide(Some(&u), &r);
         assert_eq!(d.outcome == Allow, want, "{expr}: {d}");
@@ -46,7 +55,12 @@ fn cel_sees_user_request_and_now() {
 
 #[test]
 fn runtime_errors_fail_closed_with_the_rule_named() {
-    for expr in ["user.claims.missing == 1", "1 / 0 == 1", "request.path", "request.path.matches(user.claims.re)"] {
+    for expr in [
+        "user.claims.missing == 1",
+        "1 / 0 == 1",
+        "request.path",
+        "request.path.matches(user.claims.re)",
+    ] {
         let s = set(&route_with(expr));
         let mut u = user("a@example.com", true, &[]);
         u.claims.insert("re".into(), "(".into());
@@ -59,7 +73,9 @@ fn runtime_errors_fail_closed_with_the_rule_named() {
 
 #[test]
 fn computed_regex_and_cidr_work_at_runtime() {
-    let s = set(&route_with("request.path.matches(user.claims.re) && request.ip.inCidr(user.claims.net)"));
+    let s = set(&route_with(
+        "request.path.matches(user.claims.re) && request.ip.inCidr(user.claims.net)",
+    ));
     let mut u: Identity = user("a@example.com", true, &[]);
     u.claims.insert("re".into(), "^/ok".into());
     u.claims.insert("net".into(), "127.0.0.0/8".into());
@@ -97,5 +113,7 @@ fn guest_rules_cannot_look_at_the_user() {
 
 #[test]
 fn comprehension_variables_are_not_unknown() {
-    set(&route_with("user.groups.all(g, g.startsWith(\"t\")) || [1, 2].map(x, x * 2).size() == 2"));
+    set(&route_with(
+        "user.groups.all(g, g.startsWith(\"t\")) || [1, 2].map(x, x * 2).size() == 2",
+    ));
 }

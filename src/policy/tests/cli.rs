@@ -26,8 +26,16 @@ fn shipped_policies_check_and_pass_their_tests() {
 #[test]
 fn check_lists_every_error_and_fails() {
     let dir = tempfile::tempdir().expect("tempdir");
-    fs::write(dir.path().join("a.yaml"), "routes:\n  - name: a\n    upstream: nope\n").expect("write");
-    fs::write(dir.path().join("b.yaml"), "rules: [{ name: r, deny: { when: 'x' } }]\n").expect("write");
+    fs::write(
+        dir.path().join("a.yaml"),
+        "routes:\n  - name: a\n    upstream: nope\n",
+    )
+    .expect("write");
+    fs::write(
+        dir.path().join("b.yaml"),
+        "rules: [{ name: r, deny: { when: 'x' } }]\n",
+    )
+    .expect("write");
     let (ok, text) = run(|o| cli::check(dir.path(), o));
     assert!(!ok);
     assert!(text.contains("a.yaml:3:15: "), "{text}");
@@ -50,7 +58,10 @@ fn failing_test_cases_are_reported_and_counted() {
     .expect("write");
     let (ok, text) = run(|o| cli::test(dir.path(), o));
     assert!(!ok);
-    assert!(text.contains("FAIL ") && text.contains("p_test.yaml:5: wrong"), "{text}");
+    assert!(
+        text.contains("FAIL ") && text.contains("p_test.yaml:5: wrong"),
+        "{text}"
+    );
     assert!(text.trim_end().ends_with("1 passed, 1 failed"), "{text}");
 }
 
@@ -58,12 +69,27 @@ fn failing_test_cases_are_reported_and_counted() {
 fn explain_prints_the_decision_and_trace() {
     let dir = tempfile::tempdir().expect("tempdir");
     let user = dir.path().join("ana.yaml");
-    fs::write(&user, "sub: ana\nemail: ana@example.com\nemail_verified: true\ngroups: [analysts]\n").expect("write");
-    let (ok, text) = run(|o| cli::explain(policies_dir(), Some(&user), "GET https://localhost/panel/app", o));
+    fs::write(
+        &user,
+        "sub: ana\nemail: ana@example.com\nemail_verified: true\ngroups: [analysts]\n",
+    )
+    .expect("write");
+    let (ok, text) = run(|o| {
+        cli::explain(
+            policies_dir(),
+            Some(&user),
+            "GET https://localhost/panel/app",
+            o,
+        )
+    });
     assert!(ok, "{text}");
-    assert!(text.contains("decision: allow route=panel rule=\"analysts at example.com\""), "{text}");
+    assert!(
+        text.contains("decision: allow route=panel rule=\"analysts at example.com\""),
+        "{text}"
+    );
     assert!(text.contains("no contractors"), "{text}");
-    let (ok, text) = run(|o| cli::explain(policies_dir(), None, "GET https://localhost/panel/app", o));
+    let (ok, text) =
+        run(|o| cli::explain(policies_dir(), None, "GET https://localhost/panel/app", o));
     assert!(ok, "{text}");
     assert!(text.contains("decision: login"), "{text}");
     let (ok, _) = run(|o| cli::explain(policies_dir(), None, "nonsense", o));

@@ -52,6 +52,15 @@ routes:
         allow: {}
 "#;
 
+/// Name, user, request line, expected outcome and rule.
+type Case = (
+    &'static str,
+    Option<Identity>,
+    &'static str,
+    Outcome,
+    Option<&'static str>,
+);
+
 fn with_claim(mut u: Identity, level: i64) -> Identity {
     u.claims.insert("level".into(), level.into());
     u
@@ -61,33 +70,192 @@ fn with_claim(mut u: Identity, level: i64) -> Identity {
 fn every_rule_kind_and_the_ordering() {
     let s = set(POLICY);
     let other = |email: &str, groups: &[&str]| user(email, true, groups);
-    let cases: Vec<(&str, Option<Identity>, &str, Outcome, Option<&str>)> = vec![
-        ("guest rule admits anonymous", None, "GET https://h/app/public/x", Allow, Some("public")),
-        ("guest rule limited by method", None, "POST https://h/app/public/x", Login, Some("by domain")),
-        ("anonymous on protected path must log in", None, "GET https://h/app/x", Login, Some("by domain")),
-        ("global guest rule", None, "GET https://h/healthz", Allow, Some("global health")),
-        ("verified domain", Some(other("a@example.com", &[])), "GET https://h/app/x", Allow, Some("by domain")),
-        ("domain is case-insensitive", Some(other("a@Example.COM", &[])), "GET https://h/app/x", Allow, Some("by domain")),
-        ("unverified email never matches a domain", Some(user("a@example.com", false, &[])), "GET https://h/app/x", Deny, None),
-        ("lookalike prefix domain", Some(other("a@evil-example.com", &[])), "GET https://h/app/x", Deny, None),
-        ("lookalike suffix domain", Some(other("a@example.com.evil.org", &[])), "GET https://h/app/x", Deny, None),
-        ("subdomain wildcard", Some(other("a@eu.corp.example.org", &[])), "GET https://h/app/x", Allow, Some("by domain")),
-        ("wildcard excludes apex", Some(other("a@corp.example.org", &[])), "GET https://h/app/x", Deny, None),
-        ("email case-insensitive", Some(other("guest@partner.com", &[])), "GET https://h/app/x", Allow, Some("by email")),
-        ("unverified email never matches emails", Some(user("guest@partner.com", false, &[])), "GET https://h/app/x", Deny, None),
-        ("any group", Some(other("z@z.com", &["b"])), "GET https://h/app/x", Allow, Some("by any group")),
-        ("all groups", Some(other("z@z.com", &["y", "x"])), "GET https://h/app/x", Allow, Some("by all groups")),
-        ("not all groups", Some(other("z@z.com", &["x"])), "GET https://h/app/x", Deny, None),
-        ("provider", Some(Identity { provider: "github".into(), ..other("z@z.com", &[]) }), "GET https://h/app/x", Allow, Some("by provider")),
-        ("cel on claims", Some(with_claim(other("z@z.com", &[]), 3)), "GET https://h/app/x", Allow, Some("by cel")),
-        ("cel on claims false", Some(with_claim(other("z@z.com", &[]), 2)), "GET https://h/app/x", Deny, None),
-        ("route deny beats allow", Some(other("a@example.com", &[])), "GET https://h/app/secret/k", Deny, Some("blocked path")),
-        ("route deny applies to anonymous", None, "GET https://h/app/secret/k", Deny, Some("blocked path")),
-        ("global deny beats guest", Some(other("c@contractors.example.com", &[])), "GET https://h/app/public/x", Deny, Some("no contractors")),
-        ("global deny beats allow", Some(other("c@contractors.example.com", &["a"])), "GET https://h/app/x", Deny, Some("no contractors")),
-        ("first matching allow wins", Some(other("z@z.com", &["g"])), "GET https://h/later/x", Allow, Some("first allow")),
-        ("catch-all route for any logged-in user", Some(other("z@z.com", &[])), "GET https://h/else", Allow, Some("members")),
-        ("catch-all anonymous logs in", None, "GET https://h/else", Login, Some("members")),
+    let cases: Vec<Case> = vec![
+        (
+            "guest rule admits anonymous",
+            None,
+            "GET https://h/app/public/x",
+            Allow,
+            Some("public"),
+        ),
+        (
+            "guest rule limited by method",
+            None,
+            "POST https://h/app/public/x",
+            Login,
+            Some("by domain"),
+        ),
+        (
+            "anonymous on protected path must log in",
+            None,
+            "GET https://h/app/x",
+            Login,
+            Some("by domain"),
+        ),
+        (
+            "global guest rule",
+            None,
+            "GET https://h/healthz",
+            Allow,
+            Some("global health"),
+        ),
+        (
+            "verified domain",
+            Some(other("a@example.com", &[])),
+            "GET https://h/app/x",
+            Allow,
+            Some("by domain"),
+        ),
+        (
+            "domain is case-insensitive",
+            Some(other("a@Example.COM", &[])),
+            "GET https://h/app/x",
+            Allow,
+            Some("by domain"),
+        ),
+        (
+            "unverified email never matches a domain",
+            Some(user("a@example.com", false, &[])),
+            "GET https://h/app/x",
+            Deny,
+            None,
+        ),
+        (
+            "lookalike prefix domain",
+            Some(other("a@evil-example.com", &[])),
+            "GET https://h/app/x",
+            Deny,
+            None,
+        ),
+        (
+            "lookalike suffix domain",
+            Some(other("a@example.com.evil.org", &[])),
+            "GET https://h/app/x",
+            Deny,
+            None,
+        ),
+        (
+            "subdomain wildcard",
+            Some(other("a@eu.corp.example.org", &[])),
+            "GET https://h/app/x",
+            Allow,
+            Some("by domain"),
+        ),
+        (
+            "wildcard excludes apex",
+            Some(other("a@corp.example.org", &[])),
+            "GET https://h/app/x",
+            Deny,
+            None,
+        ),
+        (
+            "email case-insensitive",
+            Some(other("guest@partner.com", &[])),
+            "GET https://h/app/x",
+            Allow,
+            Some("by email"),
+        ),
+        (
+            "unverified email never matches emails",
+            Some(user("guest@partner.com", false, &[])),
+            "GET https://h/app/x",
+            Deny,
+            None,
+        ),
+        (
+            "any group",
+            Some(other("z@z.com", &["b"])),
+            "GET https://h/app/x",
+            Allow,
+            Some("by any group"),
+        ),
+        (
+            "all groups",
+            Some(other("z@z.com", &["y", "x"])),
+            "GET https://h/app/x",
+            Allow,
+            Some("by all groups"),
+        ),
+        (
+            "not all groups",
+            Some(other("z@z.com", &["x"])),
+            "GET https://h/app/x",
+            Deny,
+            None,
+        ),
+        (
+            "provider",
+            Some(Identity {
+                provider: "github".into(),
+                ..other("z@z.com", &[])
+            }),
+            "GET https://h/app/x",
+            Allow,
+            Some("by provider"),
+        ),
+        (
+            "cel on claims",
+            Some(with_claim(other("z@z.com", &[]), 3)),
+            "GET https://h/app/x",
+            Allow,
+            Some("by cel"),
+        ),
+        (
+            "cel on claims false",
+            Some(with_claim(other("z@z.com", &[]), 2)),
+            "GET https://h/app/x",
+            Deny,
+            None,
+        ),
+        (
+            "route deny beats allow",
+            Some(other("a@example.com", &[])),
+            "GET https://h/app/secret/k",
+            Deny,
+            Some("blocked path"),
+        ),
+        (
+            "route deny applies to anonymous",
+            None,
+            "GET https://h/app/secret/k",
+            Deny,
+            Some("blocked path"),
+        ),
+        (
+            "global deny beats guest",
+            Some(other("c@contractors.example.com", &[])),
+            "GET https://h/app/public/x",
+            Deny,
+            Some("no contractors"),
+        ),
+        (
+            "global deny beats allow",
+            Some(other("c@contractors.example.com", &["a"])),
+            "GET https://h/app/x",
+            Deny,
+            Some("no contractors"),
+        ),
+        (
+            "first matching allow wins",
+            Some(other("z@z.com", &["g"])),
+            "GET https://h/later/x",
+            Allow,
+            Some("first allow"),
+        ),
+        (
+            "catch-all route for any logged-in user",
+            Some(other("z@z.com", &[])),
+            "GET https://h/else",
+            Allow,
+            Some("members"),
+        ),
+        (
+            "catch-all anonymous logs in",
+            None,
+            "GET https://h/else",
+            Login,
+            Some("members"),
+        ),
     ];
     for (name, u, line, outcome, rule) in cases {
         let d = s.decide(u.as_ref(), &req(line));
@@ -99,9 +267,15 @@ fn every_rule_kind_and_the_ordering() {
 #[test]
 fn grants_come_from_the_matching_allow_rule() {
     let s = set(POLICY);
-    let d = s.decide(Some(&user("a@example.com", true, &[])), &req("GET https://h/app/x"));
+    let d = s.decide(
+        Some(&user("a@example.com", true, &[])),
+        &req("GET https://h/app/x"),
+    );
     assert_eq!(&*d.grants, ["read".to_owned()]);
-    let d = s.decide(Some(&user("z@z.com", true, &["g"])), &req("GET https://h/later/x"));
+    let d = s.decide(
+        Some(&user("z@z.com", true, &["g"])),
+        &req("GET https://h/later/x"),
+    );
     assert_eq!(&*d.grants, ["one".to_owned()]);
     let d = s.decide(None, &req("GET https://h/app/public/x"));
     assert!(d.grants.is_empty());
@@ -109,7 +283,9 @@ fn grants_come_from_the_matching_allow_rule() {
 
 #[test]
 fn no_route_is_denied() {
-    let s = set("routes:\n  - name: a\n    match: { path: /a/** }\n    upstream: builtin:whoami\n    rules: [{ name: g, guest: true }]\n");
+    let s = set(
+        "routes:\n  - name: a\n    match: { path: /a/** }\n    upstream: builtin:whoami\n    rules: [{ name: g, guest: true }]\n",
+    );
     let d = s.decide(None, &req("GET https://h/b"));
     assert_eq!(d.outcome, Deny);
     assert!(d.route.is_none());
@@ -119,13 +295,22 @@ fn no_route_is_denied() {
 #[test]
 fn a_route_without_rules_denies() {
     let s = set("routes:\n  - name: a\n    upstream: builtin:whoami\n");
-    assert_eq!(s.decide(Some(&user("a@example.com", true, &[])), &req("GET https://h/")).outcome, Deny);
+    assert_eq!(
+        s.decide(
+            Some(&user("a@example.com", true, &[])),
+            &req("GET https://h/")
+        )
+        .outcome,
+        Deny
+    );
     assert_eq!(s.decide(None, &req("GET https://h/")).outcome, Deny);
 }
 
 #[test]
 fn websocket_needs_the_route_flag() {
-    let s = set("routes:\n  - name: a\n    upstream: builtin:whoami\n    rules: [{ name: g, guest: true }]\n");
+    let s = set(
+        "routes:\n  - name: a\n    upstream: builtin:whoami\n    rules: [{ name: g, guest: true }]\n",
+    );
     let mut r = req("GET https://h/ws");
     r.websocket = true;
     let d = s.decide(None, &r);
@@ -135,24 +320,21 @@ fn websocket_needs_the_route_flag() {
 
 #[test]
 fn anonymous_login_only_when_an_allow_rule_could_admit() {
-    let s = set(
-        r#"
+    let s = set(r#"
 routes:
   - name: a
     upstream: builtin:whoami
     rules:
       - name: posts only
         allow: { groups: [x], when: 'request.method == "POST"' }
-"#,
-    );
+"#);
     assert_eq!(s.decide(None, &req("GET https://h/")).outcome, Deny);
     assert_eq!(s.decide(None, &req("POST https://h/")).outcome, Login);
 }
 
 #[test]
 fn route_order_is_host_then_literal_prefix_then_file_order() {
-    let s = set(
-        r#"
+    let s = set(r#"
 routes:
   - name: any
     match: { path: /** }
@@ -187,8 +369,7 @@ routes:
   - name: star-literal
     match: { path: /s/a/** }
     upstream: builtin:whoami
-"#,
-    );
+"#);
     let cases = [
         ("GET https://h/", "any"),
         ("GET https://h/app", "app"),
@@ -215,7 +396,10 @@ routes:
 #[test]
 fn explain_traces_every_rule_tried() {
     let s = set(POLICY);
-    let e = s.explain(Some(&user("z@z.com", true, &["g"])), &req("GET https://h/later/x"));
+    let e = s.explain(
+        Some(&user("z@z.com", true, &["g"])),
+        &req("GET https://h/later/x"),
+    );
     assert_eq!(e.decision.rule.as_deref(), Some("first allow"));
     let names: Vec<&str> = e.steps.iter().map(|s| &*s.rule).collect();
     assert_eq!(names, ["no contractors", "global health", "first allow"]);
@@ -228,7 +412,10 @@ fn explain_traces_every_rule_tried() {
 fn embedded_policies_compile_and_serve_the_demo() {
     let mut sources = Vec::new();
     for (name, text) in super::super::EMBEDDED_POLICIES {
-        sources.push(super::super::PolicySource { path: name.into(), text: (*text).to_owned() });
+        sources.push(super::super::PolicySource {
+            path: name.into(),
+            text: (*text).to_owned(),
+        });
     }
     let s = super::super::PolicySet::compile(&sources).unwrap_or_else(|e| panic!("{e}"));
     let d = s.decide(None, &req("GET http://localhost/"));
@@ -236,5 +423,8 @@ fn embedded_policies_compile_and_serve_the_demo() {
     let route = d.route.expect("demo route");
     assert_eq!(route.upstream, super::super::Upstream::Whoami);
     assert!(route.websocket);
-    assert_eq!(super::super::PolicySet::embedded().routes().count(), s.routes().count());
+    assert_eq!(
+        super::super::PolicySet::embedded().routes().count(),
+        s.routes().count()
+    );
 }

@@ -8,8 +8,16 @@ use super::try_set;
 #[test]
 fn malformed_files_report_file_line_and_message() {
     let cases: &[(&str, &str, &str)] = &[
-        ("bad yaml", "routes:\n  - name: a\n    upstream: [unclosed\n", "test.yaml:"),
-        ("unknown top-level key", "routse: []\n", "test.yaml:1:1: unknown field `routse`"),
+        (
+            "bad yaml",
+            "routes:\n  - name: a\n    upstream: [unclosed\n",
+            "test.yaml:",
+        ),
+        (
+            "unknown top-level key",
+            "routse: []\n",
+            "test.yaml:1:1: unknown field `routse`",
+        ),
         (
             "unknown route key",
             "routes:\n  - name: a\n    upstream: builtin:whoami\n    websockets: true\n",
@@ -75,20 +83,35 @@ fn malformed_files_report_file_line_and_message() {
 
 #[test]
 fn duplicate_route_names_name_both_files() {
-    let a = PolicySource { path: PathBuf::from("a.yaml"), text: "routes:\n  - name: app\n    match: { path: /a/** }\n    upstream: builtin:whoami\n".into() };
-    let b = PolicySource { path: PathBuf::from("b.yaml"), text: "\nroutes:\n  - name: app\n    match: { path: /b/** }\n    upstream: builtin:whoami\n".into() };
+    let a = PolicySource {
+        path: PathBuf::from("a.yaml"),
+        text: "routes:\n  - name: app\n    match: { path: /a/** }\n    upstream: builtin:whoami\n"
+            .into(),
+    };
+    let b = PolicySource {
+        path: PathBuf::from("b.yaml"),
+        text:
+            "\nroutes:\n  - name: app\n    match: { path: /b/** }\n    upstream: builtin:whoami\n"
+                .into(),
+    };
     let err = PolicySet::compile(&[b, a]).expect_err("duplicate");
     assert_eq!(err.len(), 1);
     assert_eq!(err.0[0].kind, PolicyErrorKind::Conflict);
     let text = err.to_string();
-    assert!(text.contains("b.yaml:3:11: duplicate route name \"app\" (first defined at a.yaml:2:11)"), "{text}");
+    assert!(
+        text.contains("b.yaml:3:11: duplicate route name \"app\" (first defined at a.yaml:2:11)"),
+        "{text}"
+    );
 }
 
 #[test]
 fn ambiguous_routes_are_rejected() {
     let yaml = "routes:\n  - name: a\n    match: { path: /x/** }\n    upstream: builtin:whoami\n  - name: b\n    match: { path: /x/**/ }\n    upstream: builtin:whoami\n";
     let err = try_set(yaml).expect_err("ambiguous").to_string();
-    assert!(err.contains("route \"b\" matches the same host `*` and path"), "{err}");
+    assert!(
+        err.contains("route \"b\" matches the same host `*` and path"),
+        "{err}"
+    );
     let split_by_method = "routes:\n  - name: a\n    match: { path: /x/**, methods: [GET] }\n    upstream: builtin:whoami\n  - name: b\n    match: { path: /x/**, methods: [POST] }\n    upstream: builtin:whoami\n";
     assert!(try_set(split_by_method).is_ok());
 }
@@ -99,7 +122,10 @@ fn every_error_is_reported_at_once() {
     let err = try_set(yaml).expect_err("errors");
     assert!(err.len() >= 4, "{err}");
     let text = err.to_string();
-    assert!(text.ends_with(&format!("{} policy errors", err.len())), "{text}");
+    assert!(
+        text.ends_with(&format!("{} policy errors", err.len())),
+        "{text}"
+    );
 }
 
 #[test]
@@ -110,7 +136,13 @@ fn no_sources_is_an_error() {
 
 #[test]
 fn comment_only_files_are_empty_not_broken() {
-    let ok = PolicySource { path: PathBuf::from("a.yaml"), text: "# nothing yet\n".into() };
-    let routes = PolicySource { path: PathBuf::from("b.yaml"), text: "routes:\n  - name: a\n    upstream: builtin:whoami\n".into() };
+    let ok = PolicySource {
+        path: PathBuf::from("a.yaml"),
+        text: "# nothing yet\n".into(),
+    };
+    let routes = PolicySource {
+        path: PathBuf::from("b.yaml"),
+        text: "routes:\n  - name: a\n    upstream: builtin:whoami\n".into(),
+    };
     assert!(PolicySet::compile(&[ok, routes]).is_ok());
 }

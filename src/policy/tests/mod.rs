@@ -17,11 +17,15 @@ pub(super) fn set(yaml: &str) -> PolicySet {
 }
 
 pub(super) fn try_set(yaml: &str) -> Result<PolicySet, PolicyErrors> {
-    PolicySet::compile(&[PolicySource { path: PathBuf::from("test.yaml"), text: yaml.to_owned() }])
+    PolicySet::compile(&[PolicySource {
+        path: PathBuf::from("test.yaml"),
+        text: yaml.to_owned(),
+    }])
 }
 
 pub(super) fn req(line: &str) -> RequestInfo {
-    super::testfile::parse_request_line(line, &Default::default(), None, false).expect("request line")
+    super::testfile::parse_request_line(line, &Default::default(), None, false)
+        .expect("request line")
 }
 
 pub(super) fn user(email: &str, verified: bool, groups: &[&str]) -> Identity {

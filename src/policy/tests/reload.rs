@@ -11,12 +11,22 @@ use super::req;
 const DEBOUNCE: Duration = Duration::from_millis(50);
 
 fn policy(outcome: &str) -> String {
-    let rule = if outcome == "allow" { "guest: true" } else { "deny: {}" };
-    format!("routes:\n  - name: app\n    match: {{ path: /app/** }}\n    upstream: builtin:whoami\n    rules:\n      - name: r\n        {rule}\n")
+    let rule = if outcome == "allow" {
+        "guest: true"
+    } else {
+        "deny: {}"
+    };
+    format!(
+        "routes:\n  - name: app\n    match: {{ path: /app/** }}\n    upstream: builtin:whoami\n    rules:\n      - name: r\n        {rule}\n"
+    )
 }
 
 fn outcome(store: &PolicyStore, path: &str) -> Outcome {
-    store.snapshot().set.decide(None, &req(&format!("GET http://h{path}"))).outcome
+    store
+        .snapshot()
+        .set
+        .decide(None, &req(&format!("GET http://h{path}")))
+        .outcome
 }
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
@@ -47,10 +57,15 @@ fn in_place_writes_flip_the_decision_both_ways() {
     fs::write(&file, policy("deny")).expect("write");
     wait_for("deny", || outcome(&store, "/app/x") == Outcome::Deny);
     fs::write(&file, policy("allow")).expect("write");
-    wait_for("allow again", || outcome(&store, "/app/x") == Outcome::Allow);
+    wait_for("allow again", || {
+        outcome(&store, "/app/x") == Outcome::Allow
+    });
     assert!(store.snapshot().generation >= 3);
     assert!(generations.has_changed().expect("sender alive"));
-    assert_eq!(*generations.borrow_and_update(), store.snapshot().generation);
+    assert_eq!(
+        *generations.borrow_and_update(),
+        store.snapshot().generation
+    );
 }
 
 #[test]
@@ -94,7 +109,9 @@ fn configmap_data_symlink_swap_is_seen() {
     symlink("..v2", root.join("..data_tmp")).expect("symlink");
     fs::rename(root.join("..data_tmp"), root.join("..data")).expect("rename");
     fs::remove_dir_all(root.join("..v1")).expect("rm");
-    wait_for("configmap swap", || outcome(&store, "/app/x") == Outcome::Deny);
+    wait_for("configmap swap", || {
+        outcome(&store, "/app/x") == Outcome::Deny
+    });
 }
 
 #[test]
@@ -104,14 +121,25 @@ fn a_broken_edit_keeps_the_last_good_set_and_is_reported() {
     fs::write(&file, policy("allow")).expect("write");
     let (store, _watch) = open(dir.path());
     let good = store.snapshot().generation;
-    fs::write(&file, "routes:\n  - name: app\n    upstream: builtin:whoami\n    bogus: 1\n").expect("write");
+    fs::write(
+        &file,
+        "routes:\n  - name: app\n    upstream: builtin:whoami\n    bogus: 1\n",
+    )
+    .expect("write");
     wait_for("error status", || store.status().last_error.is_some());
     let status = store.status();
     assert_eq!(status.generation, good);
     assert!(status.last_error_at.is_some());
     let message = status.last_error.expect("error");
-    assert!(message.contains("app.yaml:4:5: unknown field `bogus`"), "{message}");
-    assert_eq!(outcome(&store, "/app/x"), Outcome::Allow, "last good set keeps serving");
+    assert!(
+        message.contains("app.yaml:4:5: unknown field `bogus`"),
+        "{message}"
+    );
+    assert_eq!(
+        outcome(&store, "/app/x"),
+        Outcome::Allow,
+        "last good set keeps serving"
+    );
     fs::write(&file, policy("deny")).expect("write");
     wait_for("fixed edit", || outcome(&store, "/app/x") == Outcome::Deny);
     assert!(store.status().last_error.is_none());
@@ -124,7 +152,13 @@ fn an_emptied_directory_keeps_the_last_good_set() {
     let (store, _watch) = open(dir.path());
     fs::remove_file(dir.path().join("app.yaml")).expect("remove");
     wait_for("error status", || store.status().last_error.is_some());
-    assert!(store.status().last_error.unwrap_or_default().contains("no policy files in"));
+    assert!(
+        store
+            .status()
+            .last_error
+            .unwrap_or_default()
+            .contains("no policy files in")
+    );
     assert_eq!(outcome(&store, "/app/x"), Outcome::Allow);
     assert!(store.reload().is_err());
 }
