@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use portcullis::config::Config;
-use portcullis::policy::{PolicySet, PolicyStore};
+use portcullis::policy::{self, DEFAULT_DEBOUNCE, PolicySet, PolicyStore};
 use portcullis::server::Gateway;
 use portcullis::telemetry::{LogFormat, init_tracing};
 
@@ -32,6 +32,30 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Human)]
         log_format: LogFormat,
     },
+    /// Compile every policy file and report every error at once (exit 1 on any error).
+    Check {
+        /// Policy directory.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Run the policy test files (`*_test.yaml`) of a directory.
+    Test {
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Show the decision for one request and the rules tried on the way.
+    Explain {
+        /// Identity as YAML (subject, email, email_verified, groups, provider, claims); anonymous without it.
+        #[arg(long)]
+        user: Option<PathBuf>,
+        /// Policy directory.
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        /// The request, e.g. "GET https://apps.example.com/panel/".
+        request: String,
+    },
+    /// Hash a password for the basic-auth credentials file (reads it from stdin).
+    HashPassword,
 }
 
 fn main() -> ExitCode {
@@ -39,6 +63,53 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, log_format } => serve(config, log_format),
+        Command::Check { dir } => report(policy::cli::check(&dir, &mut std::io::stdout())),
+        Command::Test { dir } => report(policy::cli::test(&dir, &mut std::io::stdout())),
+        Command::Explain {
+            user,
+            policies,
+            request,
+        } => report(policy::cli::explain(
+            &policies,
+            user.as_deref(),
+            &request,
+            &mut std::io::stdout(),
+        )),
+        Command::HashPassword => hash_password(),
+    }
+}
+
+fn report(succeeded: bool) -> ExitCode {
+    if succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Reads one line (the password) from stdin and prints its argon2id PHC string.
+fn hash_password() -> ExitCode {
+    let mut password = String::new();
+    if std::io::stdin().read_line(&mut password).is_err() {
+        eprintln!("portcullis: cannot read the password from stdin");
+        return ExitCode::FAILURE;
+    }
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!(
+            "portcullis: empty password; type it on stdin, e.g. `portcullis hash-password < file`"
+        );
+        return ExitCode::FAILURE;
+    }
+    match portcullis::identity::basic::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("portcullis: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -79,7 +150,17 @@ fn serve(config_path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let policies = PolicyStore::from_set(PolicySet::demo());
+    // A policy error at startup is fatal, with every error listed: fail closed before serving.
+    let (policies, _policy_watch) = match &config.policies {
+        Some(dir) => {
+            let store = PolicyStore::open(dir)
+                .map_err(|errors| anyhow::anyhow!("policies do not compile:\n{errors}"))?;
+            let watch = store.watch(DEFAULT_DEBOUNCE)?;
+            (store, Some(watch))
+        }
+        None => (PolicyStore::from_set(PolicySet::embedded()), None),
+    };
+    tokio::spawn(reload_on_sighup(policies.clone()));
     let public_url = config.public_url.clone();
     let gateway = Gateway::bind(config, policies).await?;
     for addr in gateway.local_addrs() {
@@ -91,6 +172,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     println!("open {public_url}");
     gateway.run(shutdown_signal()).await
+}
+
+/// `kill -HUP` reloads the policy directory (the watcher does the same on every change).
+async fn reload_on_sighup(policies: std::sync::Arc<PolicyStore>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match policies.reload() {
+            Ok(generation) => tracing::info!(generation, "SIGHUP: policies reloaded"),
+            Err(errors) => {
+                tracing::warn!(%errors, "SIGHUP: policies do not compile; the last good set keeps serving")
+            }
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

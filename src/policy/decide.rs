@@ -1,73 +1,285 @@
-//! PLACEHOLDER until the policy engine lands: one guest route to the built-in demo upstream.
-use std::borrow::Cow;
+//! [`PolicySet::decide`]: one request, one decision, fail closed.
+//!
+//! 1. Find the route (see `index`); none → Deny.
+//! 2. A WebSocket upgrade on a route without `websocket: true` → Deny.
+//! 3. Deny rules, global then the route's, in file order: the first that matches → Deny.
+//! 4. Guest and allow rules, global then the route's, in file order: the first that matches →
+//!    Allow with its grants.
+//! 5. Otherwise Deny — or Login when the request is anonymous and some allow rule could admit
+//!    it once the user logs in.
+//!
+//! Any error while evaluating a rule (a CEL runtime error, a non-bool result) is a Deny naming
+//! the rule.
+
 use std::sync::Arc;
 
-use super::RequestInfo;
+use super::activation::Activation;
+use super::decision::{Decision, Explanation, Outcome, StepResult, TraceStep};
+use super::set::{Conditions, PolicySet, Rule, RuleKind};
+use super::{RequestInfo, Route};
 use crate::identity::Identity;
 
-/// Allow, ask the user to log in, or deny.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Allow,
-    Login,
-    Deny,
+/// Collects trace steps for `explain`; a no-op for `decide`.
+struct Trace<'t> {
+    steps: Option<&'t mut Vec<TraceStep>>,
+    scope: Arc<str>,
 }
 
-/// Where a route sends allowed requests.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Upstream {
-    /// `builtin:whoami`: an in-process demo app that echoes what it received.
-    Whoami,
-    /// `http://host:port` or `https://host:port`: scheme and authority only.
-    Http(http::Uri),
+impl Trace<'_> {
+    fn note(&mut self, rule: &Rule, result: StepResult, detail: impl FnOnce() -> String) {
+        if let Some(steps) = self.steps.as_deref_mut() {
+            steps.push(TraceStep {
+                scope: self.scope.clone(),
+                rule: rule.name.clone(),
+                kind: rule.kind.as_str(),
+                result,
+                detail: detail(),
+            });
+        }
+    }
 }
 
-/// A compiled route: what the server needs to forward an allowed request.
-#[derive(Debug)]
-pub struct Route {
-    pub name: Arc<str>,
-    pub upstream: Upstream,
-    /// Whether WebSocket upgrades may be bridged on this route.
-    pub websocket: bool,
-    /// Allowed `Origin` values for WebSocket upgrades; empty means same host only.
-    pub allowed_origins: Vec<String>,
-}
-
-/// The outcome of one decision and why: feeds the log line, metrics, the error page and `explain`.
-#[derive(Clone, Debug)]
-pub struct Decision {
-    pub outcome: Outcome,
-    pub route: Option<Arc<Route>>,
-    pub rule: Option<Arc<str>>,
-    pub reason: Cow<'static, str>,
-    pub grants: Arc<[String]>,
-}
-
-/// An immutable, compiled set of policies.
-#[derive(Debug)]
-pub struct PolicySet {
-    route: Arc<Route>,
+/// How one rule fared.
+enum Eval {
+    Match,
+    /// Names the condition that failed.
+    NoMatch(&'static str),
+    Error(String),
 }
 
 impl PolicySet {
-    pub fn demo() -> Self {
-        PolicySet {
-            route: Arc::new(Route {
-                name: "demo".into(),
-                upstream: Upstream::Whoami,
-                websocket: true,
-                allowed_origins: Vec::new(),
-            }),
-        }
+    /// Decides one request. `user` is `None` for an anonymous request. Never panics, parses
+    /// nothing; any evaluation error is a Deny.
+    pub fn decide(&self, user: Option<&Identity>, req: &RequestInfo) -> Decision {
+        self.run(user, req, None)
     }
 
-    pub fn decide(&self, _user: Option<&Identity>, _request: &RequestInfo) -> Decision {
-        Decision {
-            outcome: Outcome::Allow,
-            route: Some(self.route.clone()),
-            rule: Some("guest".into()),
-            reason: "placeholder".into(),
-            grants: Arc::from(Vec::new()),
+    /// The same decision as [`decide`](Self::decide), with the trace of every rule tried.
+    pub fn explain(&self, user: Option<&Identity>, req: &RequestInfo) -> Explanation {
+        let mut steps = Vec::new();
+        let decision = self.run(user, req, Some(&mut steps));
+        Explanation { decision, steps }
+    }
+
+    fn run(
+        &self,
+        user: Option<&Identity>,
+        req: &RequestInfo,
+        steps: Option<&mut Vec<TraceStep>>,
+    ) -> Decision {
+        let Some(index) = self.index.lookup(&self.routes, req) else {
+            return Decision::new(
+                Outcome::Deny,
+                None,
+                None,
+                "no route matches this host and path",
+            );
+        };
+        let Some(entry) = self.routes.get(index) else {
+            return Decision::new(Outcome::Deny, None, None, "route index out of date");
+        };
+        let route = &entry.route;
+        if req.websocket && !route.websocket {
+            return Decision::new(
+                Outcome::Deny,
+                Some(route),
+                None,
+                "route does not allow WebSocket upgrades",
+            );
+        }
+        let mut trace = Trace {
+            steps,
+            scope: "global".into(),
+        };
+        let mut cel = Activation::new(&self.cel, user, req);
+
+        for (scope, rules) in [(None, &self.global_deny), (Some(&route.name), &entry.deny)] {
+            if let Some(name) = scope {
+                trace.scope = name.clone();
+            }
+            for rule in rules.iter() {
+                if !scope_matches(rule, req) {
+                    trace.note(rule, StepResult::NotMatched, || {
+                        "request outside the rule's `match`".into()
+                    });
+                    continue;
+                }
+                if user.is_none() && rule.needs_user {
+                    trace.note(rule, StepResult::Skipped, || {
+                        "anonymous request; rule looks at the user".into()
+                    });
+                    continue;
+                }
+                match conditions(&rule.conditions, user, &mut cel) {
+                    Eval::Match => {
+                        trace.note(rule, StepResult::Matched, || "all conditions hold".into());
+                        return Decision::new(
+                            Outcome::Deny,
+                            Some(route),
+                            Some(&rule.name),
+                            "denied by rule",
+                        );
+                    }
+                    Eval::NoMatch(why) => trace.note(rule, StepResult::NotMatched, || {
+                        format!("`{why}` does not hold")
+                    }),
+                    Eval::Error(e) => {
+                        trace.note(rule, StepResult::Error, || e.clone());
+                        return Decision::new(
+                            Outcome::Deny,
+                            Some(route),
+                            Some(&rule.name),
+                            format!("error evaluating rule: {e}"),
+                        );
+                    }
+                }
+            }
+        }
+
+        let mut login: Option<&Rule> = None;
+        trace.scope = "global".into();
+        for (scope, rules) in [
+            (None, &self.global_permit),
+            (Some(&route.name), &entry.permit),
+        ] {
+            if let Some(name) = scope {
+                trace.scope = name.clone();
+            }
+            for rule in rules.iter() {
+                if !scope_matches(rule, req) {
+                    trace.note(rule, StepResult::NotMatched, || {
+                        "request outside the rule's `match`".into()
+                    });
+                    continue;
+                }
+                if rule.kind == RuleKind::Guest {
+                    trace.note(rule, StepResult::Matched, || "guest access".into());
+                    return allow(route, rule, "guest access");
+                }
+                let Some(user) = user else {
+                    // Could this rule admit the request after login? Only a `when` that looks at
+                    // the request alone can say no before then.
+                    match request_only_when(&rule.conditions, &mut cel) {
+                        Eval::Match => {
+                            trace.note(rule, StepResult::Skipped, || {
+                                "anonymous; would need a login".into()
+                            });
+                            login = login.or(Some(rule));
+                        }
+                        Eval::NoMatch(why) => trace.note(rule, StepResult::NotMatched, || {
+                            format!("`{why}` does not hold")
+                        }),
+                        Eval::Error(e) => {
+                            trace.note(rule, StepResult::Error, || e.clone());
+                            return Decision::new(
+                                Outcome::Deny,
+                                Some(route),
+                                Some(&rule.name),
+                                format!("error evaluating rule: {e}"),
+                            );
+                        }
+                    }
+                    continue;
+                };
+                match conditions(&rule.conditions, Some(user), &mut cel) {
+                    Eval::Match => {
+                        trace.note(rule, StepResult::Matched, || "all conditions hold".into());
+                        return allow(route, rule, "allowed by rule");
+                    }
+                    Eval::NoMatch(why) => trace.note(rule, StepResult::NotMatched, || {
+                        format!("`{why}` does not hold")
+                    }),
+                    Eval::Error(e) => {
+                        trace.note(rule, StepResult::Error, || e.clone());
+                        return Decision::new(
+                            Outcome::Deny,
+                            Some(route),
+                            Some(&rule.name),
+                            format!("error evaluating rule: {e}"),
+                        );
+                    }
+                }
+            }
+        }
+        match login {
+            Some(rule) => Decision::new(
+                Outcome::Login,
+                Some(route),
+                Some(&rule.name),
+                "login required",
+            ),
+            None => Decision::new(
+                Outcome::Deny,
+                Some(route),
+                None,
+                "no rule allows this request",
+            ),
         }
     }
+}
+
+fn allow(route: &Arc<Route>, rule: &Rule, reason: &'static str) -> Decision {
+    Decision {
+        outcome: Outcome::Allow,
+        route: Some(route.clone()),
+        rule: Some(rule.name.clone()),
+        reason: reason.into(),
+        grants: rule.grants.clone(),
+    }
+}
+
+fn scope_matches(rule: &Rule, req: &RequestInfo) -> bool {
+    rule.scope.as_ref().is_none_or(|s| s.matches(req))
+}
+
+fn when(c: &Conditions, cel: &mut Activation<'_>) -> Eval {
+    match &c.when {
+        None => Eval::Match,
+        Some(expr) => match cel.eval(expr) {
+            Ok(true) => Eval::Match,
+            Ok(false) => Eval::NoMatch("when"),
+            Err(e) => Eval::Error(format!("`when: {}`: {e}", expr.source)),
+        },
+    }
+}
+
+fn request_only_when(c: &Conditions, cel: &mut Activation<'_>) -> Eval {
+    match &c.when {
+        Some(expr) if expr.needs.user == 0 => when(c, cel),
+        _ => Eval::Match,
+    }
+}
+
+/// The rule's conditions against a (possibly absent) user; cheap checks first, CEL last.
+fn conditions(c: &Conditions, user: Option<&Identity>, cel: &mut Activation<'_>) -> Eval {
+    if let Some(user) = user {
+        if !c.domains.is_empty() {
+            let ok = user.email_verified && user.domain().is_some_and(|d| c.domains.contains(&d));
+            if !ok {
+                return Eval::NoMatch("domains");
+            }
+        }
+        if !c.emails.is_empty() {
+            let ok = user.email_verified
+                && user
+                    .email
+                    .as_deref()
+                    .is_some_and(|e| c.emails.contains(&e.to_ascii_lowercase()));
+            if !ok {
+                return Eval::NoMatch("emails");
+            }
+        }
+        if !c.groups.is_empty() && !c.groups.iter().any(|g| user.groups.contains(g)) {
+            return Eval::NoMatch("groups");
+        }
+        if !c.groups_all.iter().all(|g| user.groups.contains(g)) {
+            return Eval::NoMatch("groups_all");
+        }
+        if !c.providers.is_empty() && !c.providers.contains(&user.provider) {
+            return Eval::NoMatch("providers");
+        }
+    } else if c.needs_user() {
+        return Eval::NoMatch("user");
+    }
+    when(c, cel)
 }

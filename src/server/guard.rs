@@ -158,6 +158,13 @@ async fn pipeline(
     // 2 normalize
     let path = normalize(request.uri().path()).map_err(GatewayError::BadPath)?;
     let host = request_host(&request).ok_or(GatewayError::MissingHost)?;
+    // HTTP/2 carries the host in `:authority`; upstreams speak HTTP/1.1 and want `Host`.
+    if !request.headers().contains_key(header::HOST)
+        && let Some(authority) = request.uri().authority().cloned()
+        && let Ok(value) = HeaderValue::try_from(authority.as_str())
+    {
+        request.headers_mut().insert(header::HOST, value);
+    }
 
     // 3 built-in endpoints
     if let Some(response) = endpoints::serve(shared, ctx, &path, &request) {
@@ -279,7 +286,7 @@ async fn allow(
         Upstream::Whoami => Ok(whoami::respond(request).await),
         Upstream::Http(base) => {
             let uri = upstream_uri(base, &info.path, info.query.as_deref())?;
-            prepare_request(&mut request, uri, &info.host);
+            prepare_request(&mut request, uri);
             let started = Instant::now();
             let result = shared.upstream.forward(request).await;
             metrics::histogram!(telemetry::UPSTREAM_DURATION_SECONDS, "route" => route.name.to_string())

@@ -1,7 +1,7 @@
 //! Upstream HTTP client: a pooled keep-alive client, bodies streamed both ways, timeouts mapped
 //! to 502/504.
 
-use http::{Request, Response, Uri, header};
+use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
@@ -77,15 +77,11 @@ pub fn upstream_uri(base: &Uri, path: &str, query: Option<&str>) -> Result<Uri, 
     Uri::from_parts(parts).map_err(|err| GatewayError::Internal(format!("upstream URI: {err}")))
 }
 
-/// Keeps the client's `Host` (apps like Bokeh check it) and forces HTTP/1.1 towards the upstream.
-pub fn prepare_request(request: &mut Request<Incoming>, uri: Uri, host: &str) {
+/// Points the request at the upstream over HTTP/1.1. The client's `Host` stays (apps like Bokeh
+/// check it); the guard has already set it from `:authority` for HTTP/2 clients.
+pub fn prepare_request(request: &mut Request<Incoming>, uri: Uri) {
     *request.uri_mut() = uri;
     *request.version_mut() = http::Version::HTTP_11;
-    if !request.headers().contains_key(header::HOST)
-        && let Ok(value) = http::HeaderValue::try_from(host)
-    {
-        request.headers_mut().insert(header::HOST, value);
-    }
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

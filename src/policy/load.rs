@@ -1,0 +1,103 @@
+//! Reading a policy directory: `*.yaml` / `*.yml`, not recursive, skipping `*_test.yaml` and
+//! dotfiles (so a Kubernetes ConfigMap's `..data` directory is skipped while the symlinks that
+//! point into it are read).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::compile::PolicySource;
+use super::error::{PolicyError, PolicyErrorKind as Kind, PolicyErrors, Pos};
+use super::set::PolicySet;
+
+impl PolicySet {
+    /// Compiles every policy file in `dir`. Zero policy files is an error.
+    pub fn load_dir(dir: &Path) -> Result<PolicySet, PolicyErrors> {
+        let sources = read_dir(dir)?;
+        PolicySet::compile(&sources)
+    }
+}
+
+fn io_error(path: &Path, message: String, hint: &'static str) -> PolicyErrors {
+    PolicyErrors::single(PolicyError::new(
+        Kind::Io,
+        &Pos::file(&Arc::from(path)),
+        message,
+        hint,
+    ))
+}
+
+/// Whether `name` is a policy file (not a test file, not hidden).
+pub(crate) fn is_policy_file(name: &str) -> bool {
+    !name.starts_with('.')
+        && (name.ends_with(".yaml") || name.ends_with(".yml"))
+        && !name.ends_with("_test.yaml")
+        && !name.ends_with("_test.yml")
+}
+
+/// Whether `name` is a policy test file.
+pub(crate) fn is_test_file(name: &str) -> bool {
+    !name.starts_with('.') && (name.ends_with("_test.yaml") || name.ends_with("_test.yml"))
+}
+
+/// Files in `dir` whose names pass `keep`, sorted, following symlinks.
+pub(crate) fn list(dir: &Path, keep: fn(&str) -> bool) -> Result<Vec<PathBuf>, PolicyErrors> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        io_error(
+            dir,
+            format!("cannot read policy directory: {e}"),
+            "check that the directory exists and is readable",
+        )
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| {
+            io_error(
+                dir,
+                format!("cannot list policy directory: {e}"),
+                "check permissions",
+            )
+        })?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !keep(name) {
+            continue;
+        }
+        let path = entry.path();
+        // `metadata` follows symlinks: a dangling link mid-swap is skipped, a directory too.
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The policy sources of `dir`.
+pub(crate) fn read_dir(dir: &Path) -> Result<Vec<PolicySource>, PolicyErrors> {
+    let files = list(dir, is_policy_file)?;
+    if files.is_empty() {
+        return Err(io_error(
+            dir,
+            format!("no policy files in {}", dir.display()),
+            "add a *.yaml file with `routes:` (files ending in _test.yaml and dotfiles are skipped)",
+        ));
+    }
+    let mut sources = Vec::with_capacity(files.len());
+    let mut errors = Vec::new();
+    for path in files {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => sources.push(PolicySource { path, text }),
+            Err(e) => errors.push(PolicyError::new(
+                Kind::Io,
+                &Pos::file(&Arc::from(path.as_path())),
+                format!("cannot read policy file: {e}"),
+                "check the file's permissions and encoding (UTF-8)",
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(sources)
+    } else {
+        Err(PolicyErrors(errors))
+    }
+}

@@ -1,0 +1,185 @@
+//! Reload with real files in a temporary directory and the real watcher.
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::super::{Outcome, PolicyStore};
+use super::req;
+
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+fn policy(outcome: &str) -> String {
+    let rule = if outcome == "allow" {
+        "guest: true"
+    } else {
+        "deny: {}"
+    };
+    format!(
+        "routes:\n  - name: app\n    match: {{ path: /app/** }}\n    upstream: builtin:whoami\n    rules:\n      - name: r\n        {rule}\n"
+    )
+}
+
+fn outcome(store: &PolicyStore, path: &str) -> Outcome {
+    store
+        .snapshot()
+        .set
+        .decide(None, &req(&format!("GET http://h{path}")))
+        .outcome
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn open(dir: &Path) -> (Arc<PolicyStore>, crate::watch::DirWatch) {
+    let store = PolicyStore::open(dir).unwrap_or_else(|e| panic!("{e}"));
+    let watch = store.watch(DEBOUNCE).expect("watch");
+    (store, watch)
+}
+
+#[test]
+fn in_place_writes_flip_the_decision_both_ways() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("app.yaml");
+    fs::write(&file, policy("allow")).expect("write");
+    let (store, _watch) = open(dir.path());
+    let mut generations = store.subscribe();
+    assert_eq!(outcome(&store, "/app/x"), Outcome::Allow);
+    fs::write(&file, policy("deny")).expect("write");
+    wait_for("deny", || outcome(&store, "/app/x") == Outcome::Deny);
+    fs::write(&file, policy("allow")).expect("write");
+    wait_for("allow again", || {
+        outcome(&store, "/app/x") == Outcome::Allow
+    });
+    assert!(store.snapshot().generation >= 3);
+    assert!(generations.has_changed().expect("sender alive"));
+    assert_eq!(
+        *generations.borrow_and_update(),
+        store.snapshot().generation
+    );
+}
+
+#[test]
+fn rename_over_new_file_and_delete_are_seen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("app.yaml"), policy("allow")).expect("write");
+    let (store, _watch) = open(dir.path());
+    // An editor's save: write a temporary file, rename it over the original.
+    let staged = dir.path().join(".app.yaml.swp");
+    fs::write(&staged, policy("deny")).expect("write");
+    fs::rename(&staged, dir.path().join("app.yaml")).expect("rename");
+    wait_for("rename-over", || outcome(&store, "/app/x") == Outcome::Deny);
+    // A new file adds a route.
+    assert_eq!(outcome(&store, "/other"), Outcome::Deny);
+    fs::write(
+        dir.path().join("other.yaml"),
+        "routes:\n  - name: other\n    match: { path: /other/** }\n    upstream: builtin:whoami\n    rules: [{ name: g, guest: true }]\n",
+    )
+    .expect("write");
+    wait_for("new file", || outcome(&store, "/other") == Outcome::Allow);
+    // Deleting it removes the route.
+    fs::remove_file(dir.path().join("other.yaml")).expect("remove");
+    wait_for("delete", || outcome(&store, "/other") == Outcome::Deny);
+}
+
+#[cfg(unix)]
+#[test]
+fn configmap_data_symlink_swap_is_seen() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    fs::create_dir(root.join("..v1")).expect("mkdir");
+    fs::write(root.join("..v1/app.yaml"), policy("allow")).expect("write");
+    symlink("..v1", root.join("..data")).expect("symlink");
+    symlink("..data/app.yaml", root.join("app.yaml")).expect("symlink");
+    let (store, _watch) = open(root);
+    assert_eq!(outcome(&store, "/app/x"), Outcome::Allow);
+    // What the kubelet does: write a new version, point a new link at it, rename it over `..data`.
+    fs::create_dir(root.join("..v2")).expect("mkdir");
+    fs::write(root.join("..v2/app.yaml"), policy("deny")).expect("write");
+    symlink("..v2", root.join("..data_tmp")).expect("symlink");
+    fs::rename(root.join("..data_tmp"), root.join("..data")).expect("rename");
+    fs::remove_dir_all(root.join("..v1")).expect("rm");
+    wait_for("configmap swap", || {
+        outcome(&store, "/app/x") == Outcome::Deny
+    });
+}
+
+#[test]
+fn a_broken_edit_keeps_the_last_good_set_and_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("app.yaml");
+    fs::write(&file, policy("allow")).expect("write");
+    let (store, _watch) = open(dir.path());
+    let good = store.snapshot().generation;
+    fs::write(
+        &file,
+        "routes:\n  - name: app\n    upstream: builtin:whoami\n    bogus: 1\n",
+    )
+    .expect("write");
+    wait_for("error status", || store.status().last_error.is_some());
+    let status = store.status();
+    assert_eq!(status.generation, good);
+    assert!(status.last_error_at.is_some());
+    let message = status.last_error.expect("error");
+    assert!(
+        message.contains("app.yaml:4:5: unknown field `bogus`"),
+        "{message}"
+    );
+    assert_eq!(
+        outcome(&store, "/app/x"),
+        Outcome::Allow,
+        "last good set keeps serving"
+    );
+    fs::write(&file, policy("deny")).expect("write");
+    wait_for("fixed edit", || outcome(&store, "/app/x") == Outcome::Deny);
+    assert!(store.status().last_error.is_none());
+}
+
+#[test]
+fn an_emptied_directory_keeps_the_last_good_set() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("app.yaml"), policy("allow")).expect("write");
+    let (store, _watch) = open(dir.path());
+    fs::remove_file(dir.path().join("app.yaml")).expect("remove");
+    wait_for("error status", || store.status().last_error.is_some());
+    assert!(
+        store
+            .status()
+            .last_error
+            .unwrap_or_default()
+            .contains("no policy files in")
+    );
+    assert_eq!(outcome(&store, "/app/x"), Outcome::Allow);
+    assert!(store.reload().is_err());
+}
+
+#[test]
+fn startup_errors_are_fatal_and_embedded_stores_do_not_watch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(PolicyStore::open(dir.path()).is_err());
+    fs::write(dir.path().join("a.yaml"), "routes: 3\n").expect("write");
+    assert!(PolicyStore::open(dir.path()).is_err());
+    let store = PolicyStore::from_set(super::super::PolicySet::embedded());
+    assert_eq!(store.reload().expect("no-op"), 1);
+    assert!(store.watch(DEBOUNCE).is_err());
+    assert_eq!(outcome(&store, "/"), Outcome::Allow);
+}
+
+#[test]
+fn sighup_style_reload_bumps_the_generation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("app.yaml"), policy("allow")).expect("write");
+    let store = PolicyStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.reload().expect("reload"), 2);
+    assert_eq!(store.status().generation, 2);
+}
