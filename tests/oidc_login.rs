@@ -14,6 +14,7 @@ use http_body_util::Full;
 use portcullis::identity::oidc::{LoginError, Providers, RefreshError};
 use portcullis::identity::providers::ProviderConfig;
 use portcullis::session::{Session, SessionCodec, SessionConfig};
+use support::browser::Browser;
 use support::oidc::{CLIENT_ID, CLIENT_SECRET, OidcProvider, free_port};
 use url::Url;
 
@@ -76,92 +77,6 @@ fn cookies_from(set_cookies: &[&HeaderValue]) -> HeaderMap {
     headers
 }
 
-/// A minimal browser for the provider's pages: no redirects followed, cookies by name.
-struct Browser {
-    http: reqwest::Client,
-    jar: HashMap<String, String>,
-}
-
-impl Browser {
-    fn new() -> Browser {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        Browser {
-            http,
-            jar: HashMap::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn keep_cookies(&mut self, headers: &reqwest::header::HeaderMap) {
-        for value in headers.get_all(SET_COOKIE) {
-            let text = value.to_str().unwrap();
-            let (name, value) = text.split(';').next().unwrap().split_once('=').unwrap();
-            if value.is_empty() || text.contains("1970") {
-                self.jar.remove(name);
-            } else {
-                self.jar.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
-
-    /// Signs in at the provider from the authorization URL and returns the callback URL
-    /// (path and query on the gateway).
-    async fn sign_in(&mut self, authorize: &str, user: &str) -> String {
-        let mut url = Url::parse(authorize).unwrap();
-        for _ in 0..10 {
-            let response = self
-                .http
-                .get(url.as_str())
-                .header(COOKIE, self.cookie_header())
-                .send()
-                .await
-                .unwrap();
-            self.keep_cookies(response.headers());
-            let mut status = response.status();
-            let mut headers = response.headers().clone();
-            if status == StatusCode::OK && url.path().starts_with("/interaction/") {
-                let form = [
-                    ("login", user.to_owned()),
-                    ("password", format!("{user}-password")),
-                ];
-                let login = url.join(&format!("{}/login", url.path())).unwrap();
-                let response = self
-                    .http
-                    .post(login.as_str())
-                    .header(COOKIE, self.cookie_header())
-                    .form(&form)
-                    .send()
-                    .await
-                    .unwrap();
-                self.keep_cookies(response.headers());
-                status = response.status();
-                headers = response.headers().clone();
-            }
-            assert!(
-                status.is_redirection(),
-                "provider answered {status} at {url}"
-            );
-            let next = url.join(headers[LOCATION].to_str().unwrap()).unwrap();
-            if next.as_str().starts_with(&redirect_uri()) {
-                return format!("{}?{}", next.path(), next.query().unwrap_or_default());
-            }
-            url = next;
-        }
-        panic!("too many redirects at the provider");
-    }
-}
-
 /// What `/oauth2/start` produced: the provider URL and the login cookie.
 struct Started {
     authorize: String,
@@ -197,7 +112,9 @@ async fn login(
     let started = start(providers, codec, &format!("?rd={}", urlencode(rd)))
         .await
         .unwrap();
-    let callback = Browser::new().sign_in(&started.authorize, user).await;
+    let callback = Browser::new()
+        .sign_in(&started.authorize, user, &redirect_uri())
+        .await;
     providers
         .callback(&parts(&callback, &started.cookies), codec)
         .await
@@ -229,7 +146,9 @@ async fn full_login_maps_identity_groups_and_session_reopens() {
     );
     assert!(params["scope"].split(' ').any(|s| s == "openid"));
 
-    let callback = Browser::new().sign_in(&started.authorize, "alice").await;
+    let callback = Browser::new()
+        .sign_in(&started.authorize, "alice", &redirect_uri())
+        .await;
     let (session, rd, set_cookies) = providers
         .callback(&parts(&callback, &started.cookies), &codec)
         .await
@@ -281,7 +200,9 @@ async fn tampered_state_is_rejected() {
     let providers = oidc_providers(&idp.issuer());
     let codec = codec();
     let started = start(&providers, &codec, "").await.unwrap();
-    let callback = Browser::new().sign_in(&started.authorize, "alice").await;
+    let callback = Browser::new()
+        .sign_in(&started.authorize, "alice", &redirect_uri())
+        .await;
     let tampered = callback.replace("state=", "state=x");
     let err = providers
         .callback(&parts(&tampered, &started.cookies), &codec)
@@ -297,7 +218,9 @@ async fn callback_without_login_cookie_is_rejected() {
     let providers = oidc_providers(&idp.issuer());
     let codec = codec();
     let started = start(&providers, &codec, "").await.unwrap();
-    let callback = Browser::new().sign_in(&started.authorize, "alice").await;
+    let callback = Browser::new()
+        .sign_in(&started.authorize, "alice", &redirect_uri())
+        .await;
     let err = providers
         .callback(&parts(&callback, &HeaderMap::new()), &codec)
         .await
@@ -311,7 +234,9 @@ async fn replayed_code_is_rejected() {
     let providers = oidc_providers(&idp.issuer());
     let codec = codec();
     let started = start(&providers, &codec, "").await.unwrap();
-    let callback = Browser::new().sign_in(&started.authorize, "alice").await;
+    let callback = Browser::new()
+        .sign_in(&started.authorize, "alice", &redirect_uri())
+        .await;
     providers
         .callback(&parts(&callback, &started.cookies), &codec)
         .await

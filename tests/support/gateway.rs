@@ -19,14 +19,19 @@ impl GatewayProcess {
     /// `config` is gateway.yaml without `listen` and `policies` (both are filled in);
     /// `policies` are (file name, YAML) pairs written to `<dir>/policies`.
     pub fn start(config: &str, policies: &[(&str, &str)]) -> GatewayProcess {
+        Self::start_on("127.0.0.1:0", config, policies)
+    }
+
+    /// Like [`start`](Self::start) on a fixed address, for tests whose identity provider must
+    /// know the gateway's redirect URI before it starts.
+    pub fn start_on(listen: &str, config: &str, policies: &[(&str, &str)]) -> GatewayProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let policy_dir = dir.path().join("policies");
         std::fs::create_dir(&policy_dir).unwrap();
         for (name, text) in policies {
             std::fs::write(policy_dir.join(name), text).unwrap();
         }
-        let config =
-            format!("listen: 127.0.0.1:0\npolicies: policies\nshutdown_grace: 5s\n{config}");
+        let config = format!("listen: {listen}\npolicies: policies\nshutdown_grace: 5s\n{config}");
         std::fs::write(dir.path().join("gateway.yaml"), config).unwrap();
         Self::spawn(dir, &[])
     }

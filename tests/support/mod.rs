@@ -1,6 +1,7 @@
 //! Real processes and peers for integration tests, on 127.0.0.1 only.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod gateway;
 pub mod http;
 pub mod oidc;

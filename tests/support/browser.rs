@@ -1,0 +1,144 @@
+//! A minimal browser: cookies by name, redirects followed by hand, and the test provider's
+//! sign-in form filled in.
+
+use std::collections::HashMap;
+
+use http::StatusCode;
+use http::header::{COOKIE, LOCATION, SET_COOKIE};
+use url::Url;
+
+/// A minimal browser for the provider's pages: no redirects followed, cookies by name.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub jar: HashMap<String, String>,
+}
+
+impl Browser {
+    pub fn new() -> Browser {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            http,
+            jar: HashMap::new(),
+        }
+    }
+
+    pub fn cookie_header(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub fn keep_cookies(&mut self, headers: &reqwest::header::HeaderMap) {
+        for value in headers.get_all(SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let (name, value) = text.split(';').next().unwrap().split_once('=').unwrap();
+            if value.is_empty() || text.contains("1970") {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    /// Signs in at the provider from the authorization URL and returns the callback URL
+    /// (path and query on the gateway) once a redirect reaches `redirect_uri`.
+    pub async fn sign_in(&mut self, authorize: &str, user: &str, redirect_uri: &str) -> String {
+        let mut url = Url::parse(authorize).unwrap();
+        for _ in 0..10 {
+            let response = self
+                .http
+                .get(url.as_str())
+                .header(COOKIE, self.cookie_header())
+                .send()
+                .await
+                .unwrap();
+            self.keep_cookies(response.headers());
+            let mut status = response.status();
+            let mut headers = response.headers().clone();
+            if status == StatusCode::OK && url.path().starts_with("/interaction/") {
+                let form = [
+                    ("login", user.to_owned()),
+                    ("password", format!("{user}-password")),
+                ];
+                let login = url.join(&format!("{}/login", url.path())).unwrap();
+                let response = self
+                    .http
+                    .post(login.as_str())
+                    .header(COOKIE, self.cookie_header())
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                self.keep_cookies(response.headers());
+                status = response.status();
+                headers = response.headers().clone();
+            }
+            assert!(
+                status.is_redirection(),
+                "provider answered {status} at {url}"
+            );
+            let next = url.join(headers[LOCATION].to_str().unwrap()).unwrap();
+            if next.as_str().starts_with(redirect_uri) {
+                return format!("{}?{}", next.path(), next.query().unwrap_or_default());
+            }
+            url = next;
+        }
+        panic!("too many redirects at the provider");
+    }
+}
+
+impl Browser {
+    /// One request with this browser's cookies; no redirect is followed.
+    pub async fn get(&mut self, url: &str, accept: &str) -> reqwest::Response {
+        let response = self
+            .http
+            .get(url)
+            .header(COOKIE, self.cookie_header())
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookies(response.headers());
+        response
+    }
+
+    /// Opens `path` on the gateway as a browser would and logs in as `user` at the test
+    /// provider on the way; returns the final response for `path`.
+    pub async fn login_through(
+        &mut self,
+        gateway: &str,
+        path: &str,
+        user: &str,
+    ) -> reqwest::Response {
+        let redirect_uri = format!("{gateway}/oauth2/callback");
+        let first = self.get(&format!("{gateway}{path}"), HTML).await;
+        assert_eq!(
+            first.status(),
+            StatusCode::FOUND,
+            "an anonymous browser is sent to log in"
+        );
+        let start = first.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert!(start.starts_with("/oauth2/start?rd="), "{start}");
+        let to_provider = self.get(&format!("{gateway}{start}"), HTML).await;
+        assert_eq!(to_provider.status(), StatusCode::FOUND);
+        let authorize = to_provider.headers()[LOCATION].to_str().unwrap().to_owned();
+        let callback = self.sign_in(&authorize, user, &redirect_uri).await;
+        let back = self.get(&format!("{gateway}{callback}"), HTML).await;
+        assert_eq!(
+            back.status(),
+            StatusCode::FOUND,
+            "the callback redirects to rd"
+        );
+        let rd = back.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert_eq!(rd, path);
+        self.get(&format!("{gateway}{rd}"), HTML).await
+    }
+}
+
+pub const HTML: &str = "text/html,application/xhtml+xml";
