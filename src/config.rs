@@ -283,6 +283,24 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// Files named inside sections (credentials, secrets, logs) start at the config file too.
+    fn resolve_nested_paths(&self, raw: &mut RawConfig) {
+        let nested = [
+            raw.basic_auth
+                .as_mut()
+                .and_then(|basic| basic.credentials_file.as_mut()),
+            raw.session.secret_file.as_mut(),
+            raw.decision_log.path.as_mut(),
+        ];
+        let providers = raw
+            .providers
+            .iter_mut()
+            .filter_map(|p| p.client_secret_file.as_mut());
+        for path in nested.into_iter().flatten().chain(providers) {
+            *path = self.resolve(path);
+        }
+    }
+
     fn existing_dir(&mut self, at: &Spanned<PathBuf>, key: &str) -> Option<PathBuf> {
         let path = self.resolve(&at.value);
         if path.is_dir() {
@@ -315,7 +333,8 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn finish(mut self, raw: RawConfig, path: &Path) -> Result<Config, ConfigErrors> {
+    fn finish(mut self, mut raw: RawConfig, path: &Path) -> Result<Config, ConfigErrors> {
+        self.resolve_nested_paths(&mut raw);
         let defaults = Config::embedded_default();
 
         let listen = match &raw.listen {
@@ -569,6 +588,21 @@ mod tests {
         let lines: Vec<u64> = errors.0.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![1, 2, 3, 4]);
         assert!(errors.to_string().contains("hint:"));
+    }
+
+    #[test]
+    fn relative_files_inside_sections_resolve_against_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.yaml");
+        let text =
+            "basic_auth:\n  credentials_file: users.yaml\nsession:\n  secret_file: /abs/secret\n";
+        let config = Config::parse(text, &path, |_| None).unwrap();
+        let basic = config.basic_auth.unwrap();
+        assert_eq!(basic.credentials_file, Some(dir.path().join("users.yaml")));
+        assert_eq!(
+            config.session.secret_file,
+            Some(PathBuf::from("/abs/secret"))
+        );
     }
 
     #[test]

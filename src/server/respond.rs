@@ -16,7 +16,7 @@ pub fn error_response(
 ) -> Response<Body> {
     let status = error.status();
     let message = error.public_message();
-    if wants_html {
+    let mut response = if wants_html {
         let mut page = ErrorPage::for_status(status.as_u16(), request_id);
         page.error_msg = message;
         with_type(
@@ -28,7 +28,19 @@ pub fn error_response(
     } else {
         let json = pages::error_json(status.as_u16(), &message, request_id);
         with_type(status, json, "application/json", request_id)
+    };
+    if let Some(seconds) = error.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
+    if matches!(error, GatewayError::BasicAuth(_)) && status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"portcullis\""),
+        );
+    }
+    response
 }
 
 /// `401` for API clients, XHR and WebSocket upgrades that need a login first.
