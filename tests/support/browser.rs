@@ -125,7 +125,23 @@ impl Browser {
         );
         let start = first.headers()[LOCATION].to_str().unwrap().to_owned();
         assert!(start.starts_with("/oauth2/start?rd="), "{start}");
-        let to_provider = self.get(&format!("{gateway}{start}"), HTML).await;
+        let mut to_provider = self.get(&format!("{gateway}{start}"), HTML).await;
+        if to_provider.status() == StatusCode::OK {
+            // The login page with a choice: click the first provider's button.
+            let page = to_provider.text().await.unwrap();
+            let marker = "class=\"provider\" href=\"";
+            let at = page
+                .find(marker)
+                .expect("a provider button on the login page")
+                + marker.len();
+            let link = page[at..]
+                .split('"')
+                .next()
+                .unwrap()
+                .replace("&#x2f;", "/")
+                .replace("&amp;", "&");
+            to_provider = self.get(&format!("{gateway}{link}"), HTML).await;
+        }
         assert_eq!(to_provider.status(), StatusCode::FOUND);
         let authorize = to_provider.headers()[LOCATION].to_str().unwrap().to_owned();
         let callback = self.sign_in(&authorize, user, &redirect_uri).await;

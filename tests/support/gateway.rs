@@ -25,6 +25,11 @@ impl GatewayProcess {
     /// Like [`start`](Self::start) on a fixed address, for tests whose identity provider must
     /// know the gateway's redirect URI before it starts.
     pub fn start_on(listen: &str, config: &str, policies: &[(&str, &str)]) -> GatewayProcess {
+        Self::spawn(Self::prepare(listen, config, policies), &[])
+    }
+
+    /// Writes gateway.yaml and the policy files into a new temporary directory.
+    pub fn prepare(listen: &str, config: &str, policies: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
         let policy_dir = dir.path().join("policies");
         std::fs::create_dir(&policy_dir).unwrap();
@@ -33,13 +38,22 @@ impl GatewayProcess {
         }
         let config = format!("listen: {listen}\npolicies: policies\nshutdown_grace: 5s\n{config}");
         std::fs::write(dir.path().join("gateway.yaml"), config).unwrap();
-        Self::spawn(dir, &[])
+        dir
     }
 
     pub fn spawn(dir: tempfile::TempDir, env: &[(&str, &str)]) -> GatewayProcess {
+        Self::spawn_with_args(dir, env, &[])
+    }
+
+    pub fn spawn_with_args(
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> GatewayProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
         command
             .arg("serve")
+            .args(args)
             .arg("--config")
             .arg(dir.path().join("gateway.yaml"))
             .env("RUST_LOG", "info,portcullis=debug")

@@ -1,0 +1,236 @@
+//! Telemetry after real traffic: the Prometheus text moved for every outcome, the decision log
+//! matches the decisions, and no secret reaches any log line at any level.
+
+mod support;
+
+use std::collections::HashSet;
+
+use http::StatusCode;
+use support::browser::{Browser, HTML};
+use support::gateway::GatewayProcess;
+use support::oidc::{CLIENT_ID, CLIENT_SECRET, OidcProvider, free_port};
+use support::upstream::Upstream;
+
+const SESSION_SECRET: &str = "telemetry-session-secret-0123456789abcdefghij";
+const MASTER_PASSWORD: &str = "master-password-never-logged-42";
+const TRIED_PASSWORD: &str = "tried-password-never-logged-17";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_decision_log_and_logs_after_real_traffic() {
+    let upstream = Upstream::start().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let redirect_uri = format!("{base}/oauth2/callback");
+    let policy = format!(
+        r#"
+routes:
+  - name: app
+    match: {{ path: "/app/**" }}
+    upstream: {upstream}
+    rules:
+      - name: staff
+        allow: {{ domains: [example.com] }}
+  - name: dead
+    match: {{ path: "/dead/**" }}
+    upstream: http://127.0.0.1:1
+    rules:
+      - name: everyone
+        guest: true
+"#,
+        upstream = upstream.url()
+    );
+    let (idp, gateway) = tokio::task::spawn_blocking(move || {
+        // Access tokens expire at once, so every request with a session refreshes it.
+        let idp = OidcProvider::start(&redirect_uri, 1);
+        let config = format!(
+            r#"
+public_url: http://127.0.0.1:{port}
+session:
+  secrets: ["{SESSION_SECRET}"]
+providers:
+  - name: test
+    kind: oidc
+    issuer: {issuer}
+    client_id: {CLIENT_ID}
+    client_secret: {CLIENT_SECRET}
+    scopes: [openid, email, profile, groups, offline_access]
+    groups_claim: groups
+basic_auth:
+  master_password: "{MASTER_PASSWORD}"
+  allow_header: true
+decision_log:
+  path: decisions.jsonl
+  sample_allows: 1.0
+"#,
+            issuer = idp.issuer()
+        );
+        let dir = GatewayProcess::prepare(
+            &format!("127.0.0.1:{port}"),
+            &config,
+            &[("app.yaml", &policy)],
+        );
+        // Everything, at every level, as JSON lines.
+        let gateway = GatewayProcess::spawn_with_args(
+            dir,
+            &[("RUST_LOG", "trace")],
+            &["--log-format", "json"],
+        );
+        (idp, gateway)
+    })
+    .await
+    .unwrap();
+
+    let mut request_ids = HashSet::new();
+    let mut note = |response: &reqwest::Response| {
+        request_ids.insert(
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+    };
+
+    // allow (and refreshes), deny, login, error, and a rejected Basic header.
+    let mut alice = Browser::new();
+    let page = alice.login_through(&base, "/app/page", "alice").await;
+    assert_eq!(page.status(), StatusCode::OK, "{}", gateway.logs());
+    note(&page);
+    let again = alice.get(&format!("{base}/app/again"), HTML).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    note(&again);
+    let session_cookie = alice.jar.get("_portcullis").cloned().unwrap();
+
+    let mut bob = Browser::new();
+    let denied = bob.login_through(&base, "/app/page", "bob").await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    note(&denied);
+
+    let anonymous = Browser::new()
+        .get(&format!("{base}/app/api"), "application/json")
+        .await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    note(&anonymous);
+    let failed = Browser::new()
+        .get(&format!("{base}/dead/x"), "application/json")
+        .await;
+    assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
+    note(&failed);
+    let wrong = Browser::new()
+        .http
+        .get(format!("{base}/app/api"))
+        .basic_auth("mallory", Some(TRIED_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+    // Metrics: valid exposition text, and a sample for each outcome.
+    let metrics = Browser::new()
+        .get(&format!("{base}/metrics"), "text/plain")
+        .await
+        .text()
+        .await
+        .unwrap();
+    for line in metrics
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not `series value`: {line}"));
+        assert!(value.parse::<f64>().is_ok(), "bad value in {line}");
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line}"
+        );
+        assert_eq!(
+            series.contains('{'),
+            series.ends_with('}'),
+            "unbalanced labels in {line}"
+        );
+    }
+    let has = |needle: &str| {
+        metrics
+            .lines()
+            .any(|l| l.starts_with(needle) || (l.contains(needle) && !l.starts_with('#')))
+    };
+    for outcome in ["allow", "deny", "login", "error"] {
+        assert!(
+            has(&format!("outcome=\"{outcome}\"")),
+            "no requests_total sample with outcome {outcome}:\n{metrics}"
+        );
+    }
+    assert!(
+        has("portcullis_logins_total{provider=\"test\",result=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(has("portcullis_token_refreshes_total"), "{metrics}");
+    assert!(
+        has("portcullis_decision_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        has("portcullis_upstream_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("/app/page"),
+        "label values are bounded: no paths"
+    );
+
+    // The decision log: one JSON line per decision, all ids known.
+    let log_path = gateway.dir.path().join("decisions.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let lines: Vec<serde_json::Value> = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        if lines.iter().any(|l| l["outcome"] == "error") || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    for outcome in ["allow", "deny", "login", "error"] {
+        assert!(
+            lines.iter().any(|l| l["outcome"] == outcome),
+            "no {outcome} line in {lines:?}"
+        );
+    }
+    for id in &request_ids {
+        assert!(
+            lines.iter().any(|l| l["request_id"] == id.as_str()),
+            "request {id} has no decision line"
+        );
+    }
+    let deny = lines.iter().find(|l| l["outcome"] == "deny").unwrap();
+    assert_eq!(deny["route"], "app");
+    assert_eq!(deny["status"], 403);
+    assert!(deny["subject"].is_string());
+
+    // No secret in any log line, at trace level.
+    drop(idp);
+    let logs = gateway.logs();
+    assert!(logs.lines().count() > 20, "trace logging produced lines");
+    for line in logs.lines().filter(|l| l.starts_with('{')) {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    let secrets = [
+        ("session secret", SESSION_SECRET),
+        ("client secret", CLIENT_SECRET),
+        ("master password", MASTER_PASSWORD),
+        ("tried password", TRIED_PASSWORD),
+        ("alice's password", "alice-password"),
+        (
+            "session cookie",
+            &session_cookie[..40.min(session_cookie.len())],
+        ),
+    ];
+    for (what, secret) in secrets {
+        assert!(!logs.contains(secret), "the {what} appears in the logs");
+    }
+}
