@@ -92,6 +92,7 @@ impl PolicySet {
             scope: "global".into(),
         };
         let mut cel = Activation::new(&self.cel, user, req);
+        let mut facts = UserFacts::new(user);
 
         for (scope, rules) in [(None, &self.global_deny), (Some(&route.name), &entry.deny)] {
             if let Some(name) = scope {
@@ -110,7 +111,7 @@ impl PolicySet {
                     });
                     continue;
                 }
-                match conditions(&rule.conditions, user, &mut cel) {
+                match conditions(&rule.conditions, &mut facts, &mut cel) {
                     Eval::Match => {
                         trace.note(rule, StepResult::Matched, || "all conditions hold".into());
                         return Decision::new(
@@ -156,7 +157,7 @@ impl PolicySet {
                     trace.note(rule, StepResult::Matched, || "guest access".into());
                     return allow(route, rule, "guest access");
                 }
-                let Some(user) = user else {
+                if user.is_none() {
                     // Could this rule admit the request after login? Only a `when` that looks at
                     // the request alone can say no before then.
                     match request_only_when(&rule.conditions, &mut cel) {
@@ -180,8 +181,8 @@ impl PolicySet {
                         }
                     }
                     continue;
-                };
-                match conditions(&rule.conditions, Some(user), &mut cel) {
+                }
+                match conditions(&rule.conditions, &mut facts, &mut cel) {
                     Eval::Match => {
                         trace.note(rule, StepResult::Matched, || "all conditions hold".into());
                         return allow(route, rule, "allowed by rule");
@@ -250,25 +251,45 @@ fn request_only_when(c: &Conditions, cel: &mut Activation<'_>) -> Eval {
     }
 }
 
+/// Facts about the user computed at most once per decision, on first use.
+pub(crate) struct UserFacts<'a> {
+    user: Option<&'a Identity>,
+    /// `Some(None)`: computed, no verified email.
+    verified_domain: Option<Option<String>>,
+    verified_email: Option<Option<String>>,
+}
+
+impl<'a> UserFacts<'a> {
+    pub(crate) fn new(user: Option<&'a Identity>) -> Self {
+        UserFacts {
+            user,
+            verified_domain: None,
+            verified_email: None,
+        }
+    }
+
+    fn domain(&mut self) -> Option<&str> {
+        let user = self.user;
+        self.verified_domain
+            .get_or_insert_with(|| user.filter(|u| u.email_verified).and_then(Identity::domain))
+            .as_deref()
+    }
+
+    fn email(&mut self) -> Option<&str> {
+        let user = self.user;
+        self.verified_email
+            .get_or_insert_with(|| {
+                user.filter(|u| u.email_verified)
+                    .and_then(|u| u.email.as_deref())
+                    .map(str::to_ascii_lowercase)
+            })
+            .as_deref()
+    }
+}
+
 /// The rule's conditions against a (possibly absent) user; cheap checks first, CEL last.
-fn conditions(c: &Conditions, user: Option<&Identity>, cel: &mut Activation<'_>) -> Eval {
-    if let Some(user) = user {
-        if !c.domains.is_empty() {
-            let ok = user.email_verified && user.domain().is_some_and(|d| c.domains.contains(&d));
-            if !ok {
-                return Eval::NoMatch("domains");
-            }
-        }
-        if !c.emails.is_empty() {
-            let ok = user.email_verified
-                && user
-                    .email
-                    .as_deref()
-                    .is_some_and(|e| c.emails.contains(&e.to_ascii_lowercase()));
-            if !ok {
-                return Eval::NoMatch("emails");
-            }
-        }
+fn conditions(c: &Conditions, facts: &mut UserFacts<'_>, cel: &mut Activation<'_>) -> Eval {
+    if let Some(user) = facts.user {
         if !c.groups.is_empty() && !c.groups.iter().any(|g| user.groups.contains(g)) {
             return Eval::NoMatch("groups");
         }
@@ -277,6 +298,12 @@ fn conditions(c: &Conditions, user: Option<&Identity>, cel: &mut Activation<'_>)
         }
         if !c.providers.is_empty() && !c.providers.contains(&user.provider) {
             return Eval::NoMatch("providers");
+        }
+        if !c.domains.is_empty() && !facts.domain().is_some_and(|d| c.domains.contains(d)) {
+            return Eval::NoMatch("domains");
+        }
+        if !c.emails.is_empty() && !facts.email().is_some_and(|e| c.emails.contains(e)) {
+            return Eval::NoMatch("emails");
         }
     } else if c.needs_user() {
         return Eval::NoMatch("user");

@@ -42,22 +42,6 @@ pub(crate) struct Needs {
     pub now: bool,
 }
 
-impl Needs {
-    pub(crate) fn covers(self, other: Needs) -> bool {
-        self.user & other.user == other.user
-            && self.request & other.request == other.request
-            && (self.now || !other.now)
-    }
-
-    pub(crate) fn union(self, other: Needs) -> Needs {
-        Needs {
-            user: self.user | other.user,
-            request: self.request | other.request,
-            now: self.now || other.now,
-        }
-    }
-}
-
 /// A compiled `when:` expression.
 #[derive(Debug)]
 pub(crate) struct Expr {
