@@ -3,14 +3,15 @@
 //! `user` and `request` are views over the [`Identity`] and [`RequestInfo`] the decision was
 //! given: a field is produced only when an expression reads it, borrowing strings instead of
 //! copying them. So a decision pays nothing for CEL until a `when:` runs, and then one small
-//! allocation per variable, not a map of every field.
+//! allocation per variable reference, not a map of every field.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use cel::common::traits::{Container, Indexer};
-use cel::common::types::{CelBool, CelList, CelNull, CelString, Type};
+use cel::common::types::{CelBool, CelList, CelNull, CelString, CelTimestamp, Type};
 use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use cel::objects::{Key, Map};
 use cel::{Context, ExecutionError, Value};
 
@@ -18,48 +19,72 @@ use super::RequestInfo;
 use super::expr::Expr;
 use crate::identity::Identity;
 
-pub(crate) struct Activation<'a> {
-    root: &'a Context<'static, 'static>,
-    scope: Option<Context<'a, 'a>>,
-    now: bool,
+/// The variables of one decision, resolved by name on each lookup: no map is built and no
+/// name is allocated; `now` is read once per decision, on first use.
+pub(crate) struct Vars<'a> {
     user: Option<&'a Identity>,
     request: &'a RequestInfo,
+    now: OnceLock<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+impl<'a> Vars<'a> {
+    pub(crate) fn new(user: Option<&'a Identity>, request: &'a RequestInfo) -> Self {
+        Vars {
+            user,
+            request,
+            now: OnceLock::new(),
+        }
+    }
+}
+
+impl VariableResolver for Vars<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        // CEL asks for the whole qualified name first (`user.email`): answering it directly
+        // skips boxing the view and indexing it.
+        if let Some(field) = variable.strip_prefix("user.") {
+            return user_field(self.user?, field).ok();
+        }
+        if let Some(field) = variable.strip_prefix("request.") {
+            return request_field(self.request, field).ok();
+        }
+        match variable {
+            "user" => Some(match self.user {
+                Some(u) => CowVal::owned(UserView(u)),
+                None => CowVal::owned(CelNull),
+            }),
+            "request" => Some(CowVal::owned(RequestView(self.request))),
+            "now" => {
+                let now = *self.now.get_or_init(|| chrono::Utc::now().fixed_offset());
+                Some(CowVal::owned(CelTimestamp::from(now)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A decision's CEL scope, created on the first `when:` evaluated.
+pub(crate) struct Activation<'a> {
+    root: &'a Context<'static, 'static>,
+    vars: &'a Vars<'a>,
+    scope: Option<Context<'a, 'a>>,
 }
 
 impl<'a> Activation<'a> {
-    pub(crate) fn new(
-        root: &'a Context<'static, 'static>,
-        user: Option<&'a Identity>,
-        request: &'a RequestInfo,
-    ) -> Self {
+    pub(crate) fn new(root: &'a Context<'static, 'static>, vars: &'a Vars<'a>) -> Self {
         Activation {
             root,
+            vars,
             scope: None,
-            now: false,
-            user,
-            request,
         }
     }
 
     pub(crate) fn eval(&mut self, expr: &Expr) -> Result<bool, String> {
-        let (user, request) = (self.user, self.request);
+        let (root, vars) = (self.root, self.vars);
         let scope = self.scope.get_or_insert_with(|| {
-            let mut scope: Context<'a, 'a> = self.root.new_inner_scope();
-            let user: Box<dyn Val + 'a> = match user {
-                Some(u) => Box::new(UserView(u)),
-                None => Box::new(CelNull),
-            };
-            scope.add_variable_as_val("user", user);
-            scope.add_variable_as_val("request", Box::new(RequestView(request)));
+            let mut scope: Context<'a, 'a> = root.new_inner_scope();
+            scope.set_variable_resolver(vars);
             scope
         });
-        if expr.needs.now && !self.now {
-            scope.add_variable_from_value(
-                "now",
-                Value::Timestamp(chrono::Utc::now().fixed_offset()),
-            );
-            self.now = true;
-        }
         expr.execute(scope)
     }
 }
@@ -68,7 +93,7 @@ static USER_TYPE: Type = Type::new_unspecified_type("portcullis.User");
 static REQUEST_TYPE: Type = Type::new_unspecified_type("portcullis.Request");
 static HEADERS_TYPE: Type = Type::new_unspecified_type("portcullis.Headers");
 
-fn field<'i>(idx: &'i dyn Val) -> Result<&'i str, ExecutionError> {
+fn field(idx: &dyn Val) -> Result<&str, ExecutionError> {
     idx.downcast_ref::<CelString>()
         .map(|s| s.inner())
         .ok_or_else(|| ExecutionError::UnexpectedType {
@@ -126,35 +151,7 @@ impl Indexer for UserView<'_> {
     where
         Self: 'v,
     {
-        let user: &'v Identity = self.0;
-        match field(idx)? {
-            "sub" => Ok(text(&user.subject)),
-            "email" => Ok(opt_text(user.email.as_deref())),
-            "email_verified" => Ok(CowVal::owned(CelBool::from(user.email_verified))),
-            "domain" => Ok(match user.domain() {
-                Some(d) => CowVal::owned(CelString::from(d)),
-                None => CowVal::owned(CelNull),
-            }),
-            "name" => Ok(opt_text(user.name.as_deref())),
-            "groups" => {
-                let groups: Vec<Box<dyn Val + 'v>> = user
-                    .groups
-                    .iter()
-                    .map(|g| Box::new(CelString::from(g.as_str())) as Box<dyn Val + 'v>)
-                    .collect();
-                Ok(CowVal::owned(CelList::from(groups)))
-            }
-            "provider" => Ok(text(&user.provider)),
-            "claims" => owned(Value::Map(Map {
-                map: Arc::new(
-                    user.claims
-                        .iter()
-                        .map(|(k, v)| (Key::String(Arc::new(k.clone())), json(v)))
-                        .collect(),
-                ),
-            })),
-            other => Err(ExecutionError::no_such_key(other)),
-        }
+        user_field(self.0, field(idx)?)
     }
 
     fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
@@ -198,18 +195,7 @@ impl Indexer for RequestView<'_> {
     where
         Self: 'v,
     {
-        let req: &'v RequestInfo = self.0;
-        match field(idx)? {
-            "method" => Ok(text(req.method.as_str())),
-            "scheme" => Ok(text(req.scheme.as_str())),
-            "host" => Ok(text(&req.host)),
-            "path" => Ok(text(&req.path)),
-            "query" => Ok(text(req.query.as_deref().unwrap_or(""))),
-            "headers" => Ok(CowVal::owned(HeadersView(&req.headers))),
-            "websocket" => Ok(CowVal::owned(CelBool::from(req.websocket))),
-            "ip" => Ok(CowVal::owned(CelString::from(req.ip.to_string()))),
-            other => Err(ExecutionError::no_such_key(other)),
-        }
+        request_field(self.0, field(idx)?)
     }
 
     fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
@@ -217,6 +203,54 @@ impl Indexer for RequestView<'_> {
         Self: 'v,
     {
         self.get(idx).map(CowVal::into_owned)
+    }
+}
+
+fn user_field<'b, 'v>(user: &'v Identity, name: &str) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    match name {
+        "sub" => Ok(text(&user.subject)),
+        "email" => Ok(opt_text(user.email.as_deref())),
+        "email_verified" => Ok(CowVal::owned(CelBool::from(user.email_verified))),
+        "domain" => Ok(match user.domain() {
+            Some(d) => CowVal::owned(CelString::from(d)),
+            None => CowVal::owned(CelNull),
+        }),
+        "name" => Ok(opt_text(user.name.as_deref())),
+        "groups" => {
+            let groups: Vec<Box<dyn Val + 'v>> = user
+                .groups
+                .iter()
+                .map(|g| Box::new(CelString::from(g.as_str())) as Box<dyn Val + 'v>)
+                .collect();
+            Ok(CowVal::owned(CelList::from(groups)))
+        }
+        "provider" => Ok(text(&user.provider)),
+        "claims" => owned(Value::Map(Map {
+            map: Arc::new(
+                user.claims
+                    .iter()
+                    .map(|(k, v)| (Key::String(Arc::new(k.clone())), json(v)))
+                    .collect(),
+            ),
+        })),
+        other => Err(ExecutionError::no_such_key(other)),
+    }
+}
+
+fn request_field<'b, 'v>(
+    req: &'v RequestInfo,
+    name: &str,
+) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    match name {
+        "method" => Ok(text(req.method.as_str())),
+        "scheme" => Ok(text(req.scheme.as_str())),
+        "host" => Ok(text(&req.host)),
+        "path" => Ok(text(&req.path)),
+        "query" => Ok(text(req.query.as_deref().unwrap_or(""))),
+        "headers" => Ok(CowVal::owned(HeadersView(&req.headers))),
+        "websocket" => Ok(CowVal::owned(CelBool::from(req.websocket))),
+        "ip" => Ok(CowVal::owned(CelString::from(req.ip.to_string()))),
+        other => Err(ExecutionError::no_such_key(other)),
     }
 }
 

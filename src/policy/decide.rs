@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use super::activation::Activation;
+use super::activation::{Activation, Vars};
 use super::decision::{Decision, Explanation, Outcome, StepResult, TraceStep};
 use super::set::{Conditions, PolicySet, Rule, RuleKind};
 use super::{RequestInfo, Route};
@@ -22,14 +22,14 @@ use crate::identity::Identity;
 /// Collects trace steps for `explain`; a no-op for `decide`.
 struct Trace<'t> {
     steps: Option<&'t mut Vec<TraceStep>>,
-    scope: Arc<str>,
+    scope: &'t str,
 }
 
 impl Trace<'_> {
     fn note(&mut self, rule: &Rule, result: StepResult, detail: impl FnOnce() -> String) {
         if let Some(steps) = self.steps.as_deref_mut() {
             steps.push(TraceStep {
-                scope: self.scope.clone(),
+                scope: self.scope.into(),
                 rule: rule.name.clone(),
                 kind: rule.kind.as_str(),
                 result,
@@ -89,14 +89,15 @@ impl PolicySet {
         }
         let mut trace = Trace {
             steps,
-            scope: "global".into(),
+            scope: "global",
         };
-        let mut cel = Activation::new(&self.cel, user, req);
+        let vars = Vars::new(user, req);
+        let mut cel = Activation::new(&self.cel, &vars);
         let mut facts = UserFacts::new(user);
 
         for (scope, rules) in [(None, &self.global_deny), (Some(&route.name), &entry.deny)] {
             if let Some(name) = scope {
-                trace.scope = name.clone();
+                trace.scope = name;
             }
             for rule in rules.iter() {
                 if !scope_matches(rule, req) {
@@ -138,13 +139,13 @@ impl PolicySet {
         }
 
         let mut login: Option<&Rule> = None;
-        trace.scope = "global".into();
+        trace.scope = "global";
         for (scope, rules) in [
             (None, &self.global_permit),
             (Some(&route.name), &entry.permit),
         ] {
             if let Some(name) = scope {
-                trace.scope = name.clone();
+                trace.scope = name;
             }
             for rule in rules.iter() {
                 if !scope_matches(rule, req) {
