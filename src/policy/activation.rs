@@ -1,175 +1,333 @@
-//! The per-request CEL variables (`user`, `request`, `now`), built lazily: only when a rule's
-//! `when:` is evaluated, and only the fields that expressions read.
+//! The per-request CEL variables (`user`, `request`, `now`).
+//!
+//! `user` and `request` are views over the [`Identity`] and [`RequestInfo`] the decision was
+//! given: a field is produced only when an expression reads it, borrowing strings instead of
+//! copying them. So a decision pays nothing for CEL until a `when:` runs, and then one small
+//! allocation per variable reference, not a map of every field.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
+use cel::common::traits::{Container, Indexer};
+use cel::common::types::{CelBool, CelList, CelNull, CelString, CelTimestamp, Type};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use cel::objects::{Key, Map};
-use cel::{Context, Value};
+use cel::{Context, ExecutionError, Value};
 
 use super::RequestInfo;
-use super::expr::{Expr, Needs};
+use super::expr::Expr;
 use crate::identity::Identity;
 
-pub(crate) struct Activation<'a> {
-    root: &'a Context<'static, 'static>,
-    scope: Option<Context<'a, 'static>>,
-    built: Needs,
+/// The variables of one decision, resolved by name on each lookup: no map is built and no
+/// name is allocated; `now` is read once per decision, on first use.
+pub(crate) struct Vars<'a> {
     user: Option<&'a Identity>,
     request: &'a RequestInfo,
+    now: OnceLock<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+impl<'a> Vars<'a> {
+    pub(crate) fn new(user: Option<&'a Identity>, request: &'a RequestInfo) -> Self {
+        Vars {
+            user,
+            request,
+            now: OnceLock::new(),
+        }
+    }
+}
+
+impl VariableResolver for Vars<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        // CEL asks for the whole qualified name first (`user.email`): answering it directly
+        // skips boxing the view and indexing it.
+        if let Some(field) = variable.strip_prefix("user.") {
+            return user_field(self.user?, field).ok();
+        }
+        if let Some(field) = variable.strip_prefix("request.") {
+            return request_field(self.request, field).ok();
+        }
+        match variable {
+            "user" => Some(match self.user {
+                Some(u) => CowVal::owned(UserView(u)),
+                None => CowVal::owned(CelNull),
+            }),
+            "request" => Some(CowVal::owned(RequestView(self.request))),
+            "now" => {
+                let now = *self.now.get_or_init(|| chrono::Utc::now().fixed_offset());
+                Some(CowVal::owned(CelTimestamp::from(now)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A decision's CEL scope, created on the first `when:` evaluated.
+pub(crate) struct Activation<'a> {
+    root: &'a Context<'static, 'static>,
+    vars: &'a Vars<'a>,
+    scope: Option<Context<'a, 'a>>,
 }
 
 impl<'a> Activation<'a> {
-    pub(crate) fn new(
-        root: &'a Context<'static, 'static>,
-        user: Option<&'a Identity>,
-        request: &'a RequestInfo,
-    ) -> Self {
+    pub(crate) fn new(root: &'a Context<'static, 'static>, vars: &'a Vars<'a>) -> Self {
         Activation {
             root,
+            vars,
             scope: None,
-            built: Needs::default(),
-            user,
-            request,
         }
     }
 
     pub(crate) fn eval(&mut self, expr: &Expr) -> Result<bool, String> {
-        let scope = self
-            .scope
-            .get_or_insert_with(|| self.root.new_inner_scope());
-        let missing = expr.needs;
-        if !self.built.covers(missing) {
-            let want = self.built.union(missing);
-            if want.user != self.built.user {
-                let value = match self.user {
-                    Some(user) => user_value(user, want.user),
-                    None => Value::Null,
-                };
-                scope.add_variable_from_value("user", value);
-            }
-            if want.request != self.built.request {
-                scope.add_variable_from_value("request", request_value(self.request, want.request));
-            }
-            if want.now && !self.built.now {
-                scope.add_variable_from_value(
-                    "now",
-                    Value::Timestamp(chrono::Utc::now().fixed_offset()),
-                );
-            }
-            self.built = want;
-        }
+        let (root, vars) = (self.root, self.vars);
+        let scope = self.scope.get_or_insert_with(|| {
+            let mut scope: Context<'a, 'a> = root.new_inner_scope();
+            scope.set_variable_resolver(vars);
+            scope
+        });
         expr.execute(scope)
     }
 }
 
-fn key(name: &str) -> Key {
-    Key::String(Arc::new(name.to_owned()))
+static USER_TYPE: Type = Type::new_unspecified_type("portcullis.User");
+static REQUEST_TYPE: Type = Type::new_unspecified_type("portcullis.Request");
+static HEADERS_TYPE: Type = Type::new_unspecified_type("portcullis.Headers");
+
+fn field(idx: &dyn Val) -> Result<&str, ExecutionError> {
+    idx.downcast_ref::<CelString>()
+        .map(|s| s.inner())
+        .ok_or_else(|| ExecutionError::UnexpectedType {
+            got: idx.get_type().name().to_owned(),
+            want: "string".to_owned(),
+        })
 }
 
-fn opt_str(value: Option<&str>) -> Value {
-    value.map_or(Value::Null, |s| Value::String(Arc::new(s.to_owned())))
+fn text<'b, 'v>(s: &'v str) -> CowVal<'b, 'v> {
+    CowVal::owned(CelString::from(s))
 }
 
-fn map(entries: HashMap<Key, Value>) -> Value {
-    Value::Map(Map {
-        map: Arc::new(entries),
-    })
+fn opt_text<'b, 'v>(s: Option<&'v str>) -> CowVal<'b, 'v> {
+    match s {
+        Some(s) => text(s),
+        None => CowVal::owned(CelNull),
+    }
 }
 
-/// `user` with the fields in `mask` (bit order of `expr::USER_FIELDS`).
-pub(crate) fn user_value(user: &Identity, mask: u16) -> Value {
-    let mut m = HashMap::with_capacity(mask.count_ones() as usize);
-    let bit = |i: u16| mask & (1 << i) != 0;
-    if bit(0) {
-        m.insert(key("sub"), Value::String(Arc::new(user.subject.clone())));
-    }
-    if bit(1) {
-        m.insert(key("email"), opt_str(user.email.as_deref()));
-    }
-    if bit(2) {
-        m.insert(key("email_verified"), Value::Bool(user.email_verified));
-    }
-    if bit(3) {
-        m.insert(key("domain"), opt_str(user.domain().as_deref()));
-    }
-    if bit(4) {
-        m.insert(key("name"), opt_str(user.name.as_deref()));
-    }
-    if bit(5) {
-        let groups: Vec<Value> = user
-            .groups
-            .iter()
-            .map(|g| Value::String(Arc::new(g.clone())))
-            .collect();
-        m.insert(key("groups"), Value::List(Arc::new(groups)));
-    }
-    if bit(6) {
-        m.insert(
-            key("provider"),
-            Value::String(Arc::new(user.provider.clone())),
-        );
-    }
-    if bit(7) {
-        let claims = user.claims.iter().map(|(k, v)| (key(k), json(v))).collect();
-        m.insert(key("claims"), map(claims));
-    }
-    map(m)
+fn owned<'b, 'v>(value: Value) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let boxed: Box<dyn Val> = value.try_into()?;
+    Ok(CowVal::Owned(boxed))
 }
 
-/// `request` with the fields in `mask` (bit order of `expr::REQUEST_FIELDS`).
-pub(crate) fn request_value(req: &RequestInfo, mask: u16) -> Value {
-    let mut m = HashMap::with_capacity(mask.count_ones() as usize);
-    let bit = |i: u16| mask & (1 << i) != 0;
-    if bit(0) {
-        m.insert(
-            key("method"),
-            Value::String(Arc::new(req.method.as_str().to_owned())),
-        );
+/// `user`: fields of the [`Identity`], produced on access.
+#[derive(Debug)]
+struct UserView<'a>(&'a Identity);
+
+impl Val for UserView<'_> {
+    fn get_type(&self) -> &Type {
+        &USER_TYPE
     }
-    if bit(1) {
-        m.insert(
-            key("scheme"),
-            Value::String(Arc::new(req.scheme.as_str().to_owned())),
-        );
+
+    fn cel_type() -> &'static Type {
+        &USER_TYPE
     }
-    if bit(2) {
-        m.insert(key("host"), Value::String(Arc::new(req.host.clone())));
+
+    fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
+    where
+        Self: 'v,
+    {
+        Some(self)
     }
-    if bit(3) {
-        m.insert(key("path"), Value::String(Arc::new(req.path.clone())));
+
+    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v>
+    where
+        Self: 'v,
+    {
+        Box::new(UserView(self.0))
     }
-    if bit(4) {
-        m.insert(
-            key("query"),
-            Value::String(Arc::new(req.query.clone().unwrap_or_default())),
-        );
+}
+
+impl Indexer for UserView<'_> {
+    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        user_field(self.0, field(idx)?)
     }
-    if bit(5) {
-        let mut headers: HashMap<Key, Value> = HashMap::with_capacity(req.headers.keys_len());
-        for name in req.headers.keys() {
-            let values: Vec<&str> = req
-                .headers
-                .get_all(name)
+
+    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        self.get(idx).map(CowVal::into_owned)
+    }
+}
+
+/// `request`: fields of the [`RequestInfo`], produced on access.
+#[derive(Debug)]
+struct RequestView<'a>(&'a RequestInfo);
+
+impl Val for RequestView<'_> {
+    fn get_type(&self) -> &Type {
+        &REQUEST_TYPE
+    }
+
+    fn cel_type() -> &'static Type {
+        &REQUEST_TYPE
+    }
+
+    fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
+    where
+        Self: 'v,
+    {
+        Some(self)
+    }
+
+    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v>
+    where
+        Self: 'v,
+    {
+        Box::new(RequestView(self.0))
+    }
+}
+
+impl Indexer for RequestView<'_> {
+    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        request_field(self.0, field(idx)?)
+    }
+
+    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        self.get(idx).map(CowVal::into_owned)
+    }
+}
+
+fn user_field<'b, 'v>(user: &'v Identity, name: &str) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    match name {
+        "sub" => Ok(text(&user.subject)),
+        "email" => Ok(opt_text(user.email.as_deref())),
+        "email_verified" => Ok(CowVal::owned(CelBool::from(user.email_verified))),
+        "domain" => Ok(match user.domain() {
+            Some(d) => CowVal::owned(CelString::from(d)),
+            None => CowVal::owned(CelNull),
+        }),
+        "name" => Ok(opt_text(user.name.as_deref())),
+        "groups" => {
+            let groups: Vec<Box<dyn Val + 'v>> = user
+                .groups
                 .iter()
-                .filter_map(|v| v.to_str().ok())
+                .map(|g| Box::new(CelString::from(g.as_str())) as Box<dyn Val + 'v>)
                 .collect();
-            if !values.is_empty() {
-                headers.insert(
-                    key(name.as_str()),
-                    Value::String(Arc::new(values.join(", "))),
-                );
-            }
+            Ok(CowVal::owned(CelList::from(groups)))
         }
-        m.insert(key("headers"), map(headers));
+        "provider" => Ok(text(&user.provider)),
+        "claims" => owned(Value::Map(Map {
+            map: Arc::new(
+                user.claims
+                    .iter()
+                    .map(|(k, v)| (Key::String(Arc::new(k.clone())), json(v)))
+                    .collect(),
+            ),
+        })),
+        other => Err(ExecutionError::no_such_key(other)),
     }
-    if bit(6) {
-        m.insert(key("websocket"), Value::Bool(req.websocket));
+}
+
+fn request_field<'b, 'v>(
+    req: &'v RequestInfo,
+    name: &str,
+) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    match name {
+        "method" => Ok(text(req.method.as_str())),
+        "scheme" => Ok(text(req.scheme.as_str())),
+        "host" => Ok(text(&req.host)),
+        "path" => Ok(text(&req.path)),
+        "query" => Ok(text(req.query.as_deref().unwrap_or(""))),
+        "headers" => Ok(CowVal::owned(HeadersView(&req.headers))),
+        "websocket" => Ok(CowVal::owned(CelBool::from(req.websocket))),
+        "ip" => Ok(CowVal::owned(CelString::from(req.ip.to_string()))),
+        other => Err(ExecutionError::no_such_key(other)),
     }
-    if bit(7) {
-        m.insert(key("ip"), Value::String(Arc::new(req.ip.to_string())));
+}
+
+/// `request.headers`: a map view, lower-case names; repeated headers joined with `, `.
+#[derive(Debug)]
+struct HeadersView<'a>(&'a http::HeaderMap);
+
+/// The value of header `name` (lower-case), borrowed when it appears once.
+fn header_value<'v>(headers: &'v http::HeaderMap, name: &str) -> Option<Cow<'v, str>> {
+    let mut values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+    let first = values.next()?;
+    match values.next() {
+        None => Some(Cow::Borrowed(first)),
+        Some(second) => {
+            let mut joined = format!("{first}, {second}");
+            for v in values {
+                joined.push_str(", ");
+                joined.push_str(v);
+            }
+            Some(Cow::Owned(joined))
+        }
     }
-    map(m)
+}
+
+impl Val for HeadersView<'_> {
+    fn get_type(&self) -> &Type {
+        &HEADERS_TYPE
+    }
+
+    fn cel_type() -> &'static Type {
+        &HEADERS_TYPE
+    }
+
+    fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
+    where
+        Self: 'v,
+    {
+        Some(self)
+    }
+
+    fn as_container(&self) -> Option<&dyn Container> {
+        Some(self)
+    }
+
+    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v>
+    where
+        Self: 'v,
+    {
+        Box::new(HeadersView(self.0))
+    }
+}
+
+impl Indexer for HeadersView<'_> {
+    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        let headers: &'v http::HeaderMap = self.0;
+        let name = field(idx)?.to_ascii_lowercase();
+        match header_value(headers, &name) {
+            Some(value) => Ok(CowVal::owned(CelString::from(value))),
+            None => Err(ExecutionError::no_such_key(&name)),
+        }
+    }
+
+    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        self.get(idx).map(CowVal::into_owned)
+    }
+}
+
+impl Container for HeadersView<'_> {
+    fn contains(&self, value: &dyn Val) -> Result<bool, ExecutionError> {
+        Ok(self.0.contains_key(field(value)?.to_ascii_lowercase()))
+    }
 }
 
 fn json(v: &serde_json::Value) -> Value {
@@ -187,6 +345,12 @@ fn json(v: &serde_json::Value) -> Value {
         }
         serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
         serde_json::Value::Array(a) => Value::List(Arc::new(a.iter().map(json).collect())),
-        serde_json::Value::Object(o) => map(o.iter().map(|(k, v)| (key(k), json(v))).collect()),
+        serde_json::Value::Object(o) => Value::Map(Map {
+            map: Arc::new(
+                o.iter()
+                    .map(|(k, v)| (Key::String(Arc::new(k.clone())), json(v)))
+                    .collect(),
+            ),
+        }),
     }
 }

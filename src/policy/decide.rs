@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use super::activation::Activation;
+use super::activation::{Activation, Vars};
 use super::decision::{Decision, Explanation, Outcome, StepResult, TraceStep};
 use super::set::{Conditions, PolicySet, Rule, RuleKind};
 use super::{RequestInfo, Route};
@@ -22,14 +22,14 @@ use crate::identity::Identity;
 /// Collects trace steps for `explain`; a no-op for `decide`.
 struct Trace<'t> {
     steps: Option<&'t mut Vec<TraceStep>>,
-    scope: Arc<str>,
+    scope: &'t str,
 }
 
 impl Trace<'_> {
     fn note(&mut self, rule: &Rule, result: StepResult, detail: impl FnOnce() -> String) {
         if let Some(steps) = self.steps.as_deref_mut() {
             steps.push(TraceStep {
-                scope: self.scope.clone(),
+                scope: self.scope.into(),
                 rule: rule.name.clone(),
                 kind: rule.kind.as_str(),
                 result,
@@ -89,13 +89,15 @@ impl PolicySet {
         }
         let mut trace = Trace {
             steps,
-            scope: "global".into(),
+            scope: "global",
         };
-        let mut cel = Activation::new(&self.cel, user, req);
+        let vars = Vars::new(user, req);
+        let mut cel = Activation::new(&self.cel, &vars);
+        let mut facts = UserFacts::new(user);
 
         for (scope, rules) in [(None, &self.global_deny), (Some(&route.name), &entry.deny)] {
             if let Some(name) = scope {
-                trace.scope = name.clone();
+                trace.scope = name;
             }
             for rule in rules.iter() {
                 if !scope_matches(rule, req) {
@@ -110,7 +112,7 @@ impl PolicySet {
                     });
                     continue;
                 }
-                match conditions(&rule.conditions, user, &mut cel) {
+                match conditions(&rule.conditions, &mut facts, &mut cel) {
                     Eval::Match => {
                         trace.note(rule, StepResult::Matched, || "all conditions hold".into());
                         return Decision::new(
@@ -137,13 +139,13 @@ impl PolicySet {
         }
 
         let mut login: Option<&Rule> = None;
-        trace.scope = "global".into();
+        trace.scope = "global";
         for (scope, rules) in [
             (None, &self.global_permit),
             (Some(&route.name), &entry.permit),
         ] {
             if let Some(name) = scope {
-                trace.scope = name.clone();
+                trace.scope = name;
             }
             for rule in rules.iter() {
                 if !scope_matches(rule, req) {
@@ -156,7 +158,7 @@ impl PolicySet {
                     trace.note(rule, StepResult::Matched, || "guest access".into());
                     return allow(route, rule, "guest access");
                 }
-                let Some(user) = user else {
+                if user.is_none() {
                     // Could this rule admit the request after login? Only a `when` that looks at
                     // the request alone can say no before then.
                     match request_only_when(&rule.conditions, &mut cel) {
@@ -180,8 +182,8 @@ impl PolicySet {
                         }
                     }
                     continue;
-                };
-                match conditions(&rule.conditions, Some(user), &mut cel) {
+                }
+                match conditions(&rule.conditions, &mut facts, &mut cel) {
                     Eval::Match => {
                         trace.note(rule, StepResult::Matched, || "all conditions hold".into());
                         return allow(route, rule, "allowed by rule");
@@ -250,25 +252,45 @@ fn request_only_when(c: &Conditions, cel: &mut Activation<'_>) -> Eval {
     }
 }
 
+/// Facts about the user computed at most once per decision, on first use.
+pub(crate) struct UserFacts<'a> {
+    user: Option<&'a Identity>,
+    /// `Some(None)`: computed, no verified email.
+    verified_domain: Option<Option<String>>,
+    verified_email: Option<Option<String>>,
+}
+
+impl<'a> UserFacts<'a> {
+    pub(crate) fn new(user: Option<&'a Identity>) -> Self {
+        UserFacts {
+            user,
+            verified_domain: None,
+            verified_email: None,
+        }
+    }
+
+    fn domain(&mut self) -> Option<&str> {
+        let user = self.user;
+        self.verified_domain
+            .get_or_insert_with(|| user.filter(|u| u.email_verified).and_then(Identity::domain))
+            .as_deref()
+    }
+
+    fn email(&mut self) -> Option<&str> {
+        let user = self.user;
+        self.verified_email
+            .get_or_insert_with(|| {
+                user.filter(|u| u.email_verified)
+                    .and_then(|u| u.email.as_deref())
+                    .map(str::to_ascii_lowercase)
+            })
+            .as_deref()
+    }
+}
+
 /// The rule's conditions against a (possibly absent) user; cheap checks first, CEL last.
-fn conditions(c: &Conditions, user: Option<&Identity>, cel: &mut Activation<'_>) -> Eval {
-    if let Some(user) = user {
-        if !c.domains.is_empty() {
-            let ok = user.email_verified && user.domain().is_some_and(|d| c.domains.contains(&d));
-            if !ok {
-                return Eval::NoMatch("domains");
-            }
-        }
-        if !c.emails.is_empty() {
-            let ok = user.email_verified
-                && user
-                    .email
-                    .as_deref()
-                    .is_some_and(|e| c.emails.contains(&e.to_ascii_lowercase()));
-            if !ok {
-                return Eval::NoMatch("emails");
-            }
-        }
+fn conditions(c: &Conditions, facts: &mut UserFacts<'_>, cel: &mut Activation<'_>) -> Eval {
+    if let Some(user) = facts.user {
         if !c.groups.is_empty() && !c.groups.iter().any(|g| user.groups.contains(g)) {
             return Eval::NoMatch("groups");
         }
@@ -277,6 +299,12 @@ fn conditions(c: &Conditions, user: Option<&Identity>, cel: &mut Activation<'_>)
         }
         if !c.providers.is_empty() && !c.providers.contains(&user.provider) {
             return Eval::NoMatch("providers");
+        }
+        if !c.domains.is_empty() && !facts.domain().is_some_and(|d| c.domains.contains(d)) {
+            return Eval::NoMatch("domains");
+        }
+        if !c.emails.is_empty() && !facts.email().is_some_and(|e| c.emails.contains(e)) {
+            return Eval::NoMatch("emails");
         }
     } else if c.needs_user() {
         return Eval::NoMatch("user");

@@ -42,22 +42,6 @@ pub(crate) struct Needs {
     pub now: bool,
 }
 
-impl Needs {
-    pub(crate) fn covers(self, other: Needs) -> bool {
-        self.user & other.user == other.user
-            && self.request & other.request == other.request
-            && (self.now || !other.now)
-    }
-
-    pub(crate) fn union(self, other: Needs) -> Needs {
-        Needs {
-            user: self.user | other.user,
-            request: self.request | other.request,
-            now: self.now || other.now,
-        }
-    }
-}
-
 /// A compiled `when:` expression.
 #[derive(Debug)]
 pub(crate) struct Expr {
@@ -76,11 +60,10 @@ pub(crate) struct ExprError {
     pub column: u64,
 }
 
-/// Regex and CIDR literals found in every expression of a set, compiled once.
+/// Regex literals found in every expression of a set, compiled once.
 #[derive(Debug, Default)]
 pub(crate) struct Literals {
     pub regexes: HashMap<String, regex::Regex>,
-    pub cidrs: HashMap<String, ipnet::IpNet>,
 }
 
 /// The shared CEL environment: the standard library plus the `strings` extension. Functions
@@ -89,8 +72,10 @@ pub(crate) fn env() -> &'static Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Env::stdlib();
-        // The strings extension only adds overloads; it cannot fail on a fresh stdlib env.
+        // Both only add overloads with fresh ids; they cannot fail on a fresh stdlib env, and
+        // a failure would show as "unknown function" at load, never as a wrong decision.
         let _ = env.add_extension(cel::extensions::strings);
+        let _ = functions::declare(&mut env);
         Arc::new(env)
     })
 }
@@ -358,10 +343,8 @@ impl Walk<'_> {
                     ),
                 }
             }
-            "inCidr" if !self.literals.cidrs.contains_key(&text) => match text.parse() {
-                Ok(net) => {
-                    self.literals.cidrs.insert(text, net);
-                }
+            "inCidr" => match text.parse::<ipnet::IpNet>() {
+                Ok(_) => {}
                 Err(_) => self.error(
                     pattern.id,
                     format!("invalid CIDR {text:?}"),

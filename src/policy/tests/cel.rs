@@ -33,6 +33,17 @@ fn cel_sees_user_request_and_now() {
         ),
         ("request.query == \"a=1\"", true),
         ("request.headers[\"x-team\"] == \"blue\"", true),
+        (
+            "request.headers[\"X-Team\"] == \"blue\" && \"x-team\" in request.headers",
+            true,
+        ),
+        ("request.headers[\"accept\"] == \"a, b\"", true),
+        (
+            "!has(request.headers.nope) && has(request.headers.accept)",
+            true,
+        ),
+        ("size(user.groups) == 1 && user.groups[0] == \"ops\"", true),
+        ("user.claims.size() == 1", true),
         ("!request.websocket", true),
         ("request.ip == \"10.1.2.3\"", true),
         ("request.ip.inCidr(\"10.0.0.0/8\")", true),
@@ -40,6 +51,7 @@ fn cel_sees_user_request_and_now() {
         ("request.path.matches(\"^/p$\")", true),
         ("matches(request.path, \"^/q\")", false),
         ("now > timestamp(\"2020-01-01T00:00:00Z\")", true),
+        ("now.getHours(\"Europe/Paris\") >= 0", true),
         ("user.email.lowerAscii().endsWith(\"@example.com\")", true),
     ];
     for (expr, want) in cases {
@@ -47,6 +59,10 @@ fn cel_sees_user_request_and_now() {
         let mut r = req("GET https://h.example.com/p?a=1");
         r.headers
             .insert("x-team", http::HeaderValue::from_static("blue"));
+        r.headers
+            .append("accept", http::HeaderValue::from_static("a"));
+        r.headers
+            .append("accept", http::HeaderValue::from_static("b"));
         r.ip = "10.1.2.3".parse().expect("ip");
         let d = s.decide(Some(&u), &r);
         assert_eq!(d.outcome == Allow, want, "{expr}: {d}");

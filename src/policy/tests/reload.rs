@@ -183,3 +183,41 @@ fn sighup_style_reload_bumps_the_generation() {
     assert_eq!(store.reload().expect("reload"), 2);
     assert_eq!(store.status().generation, 2);
 }
+
+/// Reload latency at the default debounce: file write → first decision by the new set.
+/// `cargo test --lib reload_latency -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement: 100 edits, ~15 s"]
+fn reload_latency() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("app.yaml");
+    fs::write(&file, policy("allow")).expect("write");
+    let store = PolicyStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let _watch = store.watch(super::super::DEFAULT_DEBOUNCE).expect("watch");
+    let mut samples = Vec::new();
+    for i in 0..100 {
+        let want = if i % 2 == 0 {
+            Outcome::Deny
+        } else {
+            Outcome::Allow
+        };
+        let start = Instant::now();
+        fs::write(
+            &file,
+            policy(if want == Outcome::Deny {
+                "deny"
+            } else {
+                "allow"
+            }),
+        )
+        .expect("write");
+        wait_for("edit", || outcome(&store, "/app/x") == want);
+        samples.push(start.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    samples.sort();
+    println!(
+        "reload latency over 100 edits: median {:?}, p99 {:?}, max {:?}",
+        samples[50], samples[98], samples[99]
+    );
+}
