@@ -288,7 +288,7 @@ fn requested_redirect(shared: &Shared, parts: &Parts) -> Option<String> {
 
 fn login_error(shared: &Shared, ctx: &RequestContext, err: &LoginError) -> Response<Body> {
     tracing::warn!(error = %err, "login failed");
-    page(shared, ctx, err.status(), &err.user_message())
+    page(shared, ctx, err.status(), err.user_message())
 }
 
 /// An error page (browser) or JSON (anything else) with `message`.
