@@ -42,7 +42,8 @@ pub fn client_key(headers: &HeaderMap) -> Result<HeaderValue, GatewayError> {
 }
 
 /// Stops cross-site WebSocket hijacking: a browser always sends `Origin`, and it must be one the
-/// route allows (by default the gateway's own host). Clients that send none are not browsers.
+/// route allows: the gateway's own host, plus the route's `allowed_origins`. Clients that send
+/// none are not browsers.
 pub fn check_origin(headers: &HeaderMap, route: &Route, host: &str) -> Result<(), GatewayError> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
@@ -52,14 +53,12 @@ pub fn check_origin(headers: &HeaderMap, route: &Route, host: &str) -> Result<()
         .unwrap_or_default()
         .trim_end_matches('/')
         .to_ascii_lowercase();
-    let allowed = if route.allowed_origins.is_empty() {
-        origin_host(&origin).is_some_and(|origin_host| origin_host == host)
-    } else {
-        route
-            .allowed_origins
-            .iter()
-            .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(&origin))
-    };
+    let same_host = origin_host(&origin).is_some_and(|origin_host| origin_host == host);
+    let listed = route
+        .allowed_origins
+        .iter()
+        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(&origin));
+    let allowed = same_host || listed;
     if allowed {
         Ok(())
     } else {
@@ -128,10 +127,11 @@ mod tests {
     }
 
     #[test]
-    fn listed_origins_replace_the_same_host_default() {
+    fn listed_origins_are_allowed_besides_the_same_host() {
         let allowed = route(&["https://dash.example.com"]);
         assert!(check_origin(&with_origin("https://dash.example.com/"), &allowed, "x").is_ok());
-        assert!(check_origin(&with_origin("https://x"), &allowed, "x").is_err());
+        assert!(check_origin(&with_origin("https://x"), &allowed, "x").is_ok());
+        assert!(check_origin(&with_origin("https://other.example.com"), &allowed, "x").is_err());
     }
 
     #[test]
