@@ -1,5 +1,419 @@
-//! PLACEHOLDER until capability tokens land: offline verification for downstream services.
+//! Offline verification of portcullis capability tokens, for the services behind the gateway.
+//!
+//! A service depends on this crate with `default-features = false, features = ["verify"]`,
+//! loads the gateway's public keys once (from `GET /.well-known/portcullis/keys.json` or a copy
+//! of it) and checks every request's `X-Auth-Capability` header without calling back:
+//!
+//! ```no_run
+//! use portcullis::verify::{Verifier, VerifyError};
+//!
+//! # fn handle(keys_json: &str, header: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = Verifier::from_jwks_like_json(keys_json)?;
+//! match verifier.verify(header, "panel", Some("read")) {
+//!     Ok(claims) => println!("{} ({:?}) may read", claims.sub, claims.email),
+//!     Err(VerifyError::Expired) => println!("stale token: the gateway mints a fresh one"),
+//!     Err(other) => println!("refused: {other}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The token schema, the run limits and the key format are described in
+//! `docs/capabilities.md`.
 
-/// Verifies capability tokens with the gateway's public keys.
-#[derive(Debug, Default)]
-pub struct Verifier {}
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use biscuit_auth::builder::Algorithm;
+use biscuit_auth::error::{FailedCheck, Format, Logic, Token};
+use biscuit_auth::macros::{authorizer, rule};
+use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey, RootKeyProvider};
+use serde::{Deserialize, Serialize};
+
+/// Datalog run limits the verifier sets on every authorization, unless
+/// [`Verifier::with_limits`] replaces them.
+///
+/// biscuit-auth's own default time limit is 1 ms, which a busy machine exceeds while the
+/// thread is merely descheduled; a token minted by the gateway evaluates in well under 100 µs,
+/// so 20 ms only bounds hostile attenuation blocks, and 1000 facts leave room for users in
+/// several hundred groups.
+pub const DEFAULT_LIMITS: AuthorizerLimits = AuthorizerLimits {
+    max_facts: 1000,
+    max_iterations: 100,
+    max_time: Duration::from_millis(20),
+};
+
+/// One public key of the gateway's key ring: the `root_key_id` tokens carry, and the key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PublicKeyEntry {
+    pub kid: u32,
+    pub public_key: PublicKey,
+}
+
+impl PublicKeyEntry {
+    /// An Ed25519 key given as 64 hex digits, as published in keys.json.
+    pub fn ed25519_hex(kid: u32, hex_key: &str) -> Result<Self, KeySetError> {
+        let public_key = PublicKey::from_bytes_hex(hex_key, Algorithm::Ed25519).map_err(|e| {
+            KeySetError::BadKey {
+                kid,
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Self { kid, public_key })
+    }
+}
+
+/// keys.json as served at `/.well-known/portcullis/keys.json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySetDocument {
+    /// Newest (signing) key first.
+    pub keys: Vec<KeyDocument>,
+}
+
+/// One entry of keys.json.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyDocument {
+    /// The `root_key_id` of tokens signed with this key.
+    pub kid: u32,
+    /// Always `ed25519` for now.
+    pub algorithm: String,
+    /// The 32-byte public key as lower-case hex.
+    pub public_key: String,
+}
+
+/// keys.json could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeySetError {
+    #[error(
+        "keys.json is not valid: {0} (expected {{\"keys\": [{{\"kid\", \"algorithm\", \"public_key\"}}]}})"
+    )]
+    Json(#[from] serde_json::Error),
+    #[error("key {kid}: unsupported algorithm {algorithm:?}; only \"ed25519\" is supported")]
+    UnsupportedAlgorithm { kid: u32, algorithm: String },
+    #[error("key {kid}: not a valid Ed25519 public key: {reason}")]
+    BadKey { kid: u32, reason: String },
+    #[error("keys.json lists no keys; is the gateway's key directory empty?")]
+    Empty,
+}
+
+/// What a verified token says about the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claims {
+    /// The user's stable id at the identity provider (`user` fact).
+    pub sub: String,
+    pub email: Option<String>,
+    /// Domain of a provider-verified email; absent when the email is not verified.
+    pub domain: Option<String>,
+    /// Sorted.
+    pub groups: Vec<String>,
+    /// Configured provider name (`google`, `basic`, …).
+    pub provider: String,
+    /// The gateway route the token was minted for.
+    pub route: String,
+    /// Sorted rights on `route` that this token may still exercise: the gateway's grants less
+    /// any that an attenuation block took away.
+    pub rights: Vec<String>,
+    pub issued_at: SystemTime,
+    pub expires: SystemTime,
+}
+
+/// Why a token was refused. Every variant is a refusal: treat them all as "not authenticated".
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the token is not a capability token: {0}")]
+    Malformed(String),
+    #[error("the token's signature does not verify (altered, or signed by another gateway)")]
+    BadSignature,
+    #[error("the token names key {kid:?}, which is not among the gateway's published keys")]
+    UnknownKey { kid: Option<u32> },
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token was minted for another route, not {route:?}")]
+    WrongRoute { route: String },
+    #[error("the token does not grant {right:?}")]
+    MissingRight { right: String },
+    #[error("a check added by attenuation (block {block}) failed: {check}")]
+    Attenuated { block: u32, check: String },
+    #[error("verifying the token hit the Datalog run limits ({0})")]
+    LimitExceeded(String),
+}
+
+/// Checks capability tokens against a fixed set of gateway public keys. Cheap to share
+/// (`Send + Sync`); build a new one when keys.json changes.
+#[derive(Clone, Debug)]
+pub struct Verifier {
+    keys: HashMap<u32, PublicKey>,
+    limits: AuthorizerLimits,
+}
+
+impl Verifier {
+    /// A verifier trusting exactly these keys.
+    pub fn from_keys(keys: impl IntoIterator<Item = PublicKeyEntry>) -> Self {
+        Self {
+            keys: keys.into_iter().map(|k| (k.kid, k.public_key)).collect(),
+            limits: DEFAULT_LIMITS,
+        }
+    }
+
+    /// A verifier trusting the keys of a keys.json document.
+    pub fn from_jwks_like_json(json: &str) -> Result<Self, KeySetError> {
+        let doc: KeySetDocument = serde_json::from_str(json)?;
+        if doc.keys.is_empty() {
+            return Err(KeySetError::Empty);
+        }
+        let entries = doc
+            .keys
+            .iter()
+            .map(|k| {
+                if !k.algorithm.eq_ignore_ascii_case("ed25519") {
+                    return Err(KeySetError::UnsupportedAlgorithm {
+                        kid: k.kid,
+                        algorithm: k.algorithm.clone(),
+                    });
+                }
+                PublicKeyEntry::ed25519_hex(k.kid, &k.public_key)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_keys(entries))
+    }
+
+    /// Replaces [`DEFAULT_LIMITS`].
+    pub fn with_limits(mut self, limits: AuthorizerLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The key ids this verifier trusts, in no particular order.
+    pub fn kids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.keys.keys().copied()
+    }
+
+    /// Verifies the signature, the key id, the expiry, that the token was minted for `route`
+    /// and, when given, that it grants `right` on that route.
+    pub fn verify(
+        &self,
+        token: &str,
+        route: &str,
+        right: Option<&str>,
+    ) -> Result<Claims, VerifyError> {
+        self.verify_at(token, route, right, SystemTime::now())
+    }
+
+    /// [`Verifier::verify`] as if the clock read `now`.
+    pub fn verify_at(
+        &self,
+        token: &str,
+        route: &str,
+        right: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Claims, VerifyError> {
+        self.check(token.trim(), Some(route), right, now)
+    }
+
+    /// Verifies signature, key id and expiry only, whatever the route. For tooling
+    /// (`portcullis token verify` without `--route`), never for an access decision.
+    pub fn verify_any_route(
+        &self,
+        token: &str,
+        right: Option<&str>,
+    ) -> Result<Claims, VerifyError> {
+        self.check(token.trim(), None, right, SystemTime::now())
+    }
+
+    fn check(
+        &self,
+        token: &str,
+        route: Option<&str>,
+        right: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Claims, VerifyError> {
+        let biscuit = self.parse(token)?;
+        let mut authorizer = authorize(&biscuit, route, right, now, &self.limits)?;
+        let claims = read_claims(&mut authorizer)?;
+        let rights = if biscuit.block_count() > 1 {
+            // Attenuation can forbid exercising a right without removing its fact: keep only
+            // the rights that would pass.
+            claims
+                .rights
+                .iter()
+                .filter(|r| {
+                    authorize(&biscuit, Some(&claims.route), Some(r), now, &self.limits).is_ok()
+                })
+                .cloned()
+                .collect()
+        } else {
+            claims.rights.clone()
+        };
+        Ok(Claims { rights, ..claims })
+    }
+
+    fn parse(&self, token: &str) -> Result<Biscuit, VerifyError> {
+        let provider = KeyLookup {
+            keys: &self.keys,
+            asked: Cell::new(None),
+        };
+        Biscuit::from_base64(token, &provider).map_err(|e| match e {
+            Token::Format(Format::UnknownPublicKey) => VerifyError::UnknownKey {
+                kid: provider.asked.get().flatten(),
+            },
+            Token::Format(Format::Signature(_) | Format::SealedSignature) => {
+                VerifyError::BadSignature
+            }
+            other => VerifyError::Malformed(other.to_string()),
+        })
+    }
+}
+
+/// Picks the public key by the token's `root_key_id`; a token without one is refused.
+struct KeyLookup<'a> {
+    keys: &'a HashMap<u32, PublicKey>,
+    asked: Cell<Option<Option<u32>>>,
+}
+
+impl RootKeyProvider for &KeyLookup<'_> {
+    fn choose(&self, key_id: Option<u32>) -> Result<PublicKey, Format> {
+        self.asked.set(Some(key_id));
+        key_id
+            .and_then(|kid| self.keys.get(&kid).copied())
+            .ok_or(Format::UnknownPublicKey)
+    }
+}
+
+/// Runs the authorizer: the token's own checks (expiry, attenuation), then the route and right.
+/// Check order matters: `classify` maps authorizer check 0 to the route, 1 to the right.
+fn authorize(
+    biscuit: &Biscuit,
+    route: Option<&str>,
+    right: Option<&str>,
+    now: SystemTime,
+    limits: &AuthorizerLimits,
+) -> Result<biscuit_auth::Authorizer, VerifyError> {
+    let mut builder = authorizer!(r#"time({now}); allow if user($u);"#, now = now);
+    builder = match route {
+        Some(route) => builder.merge(authorizer!(r#"check if route({route});"#, route = route)),
+        None => builder.merge(authorizer!(r#"check if route($r);"#)),
+    };
+    if let Some(right) = right {
+        builder = builder.merge(authorizer!(
+            r#"operation({right}); check if route($r), right($r, {right});"#,
+            right = right
+        ));
+    }
+    let mut authorizer = builder
+        .set_limits(limits.clone())
+        .build(biscuit)
+        .map_err(|e| classify(e, route, right))?;
+    authorizer
+        .authorize()
+        .map_err(|e| classify(e, route, right))?;
+    Ok(authorizer)
+}
+
+fn classify(error: Token, route: Option<&str>, right: Option<&str>) -> VerifyError {
+    let checks = match error {
+        Token::FailedLogic(Logic::Unauthorized { checks, .. })
+        | Token::FailedLogic(Logic::NoMatchingPolicy { checks }) => checks,
+        Token::RunLimit(limit) => return VerifyError::LimitExceeded(limit.to_string()),
+        other => return VerifyError::Malformed(other.to_string()),
+    };
+    let rank = |c: &FailedCheck| match c {
+        FailedCheck::Block(b) if b.block_id == 0 => (0, VerifyError::Expired),
+        FailedCheck::Authorizer(a) if a.check_id == 0 => (
+            1,
+            VerifyError::WrongRoute {
+                route: route.unwrap_or_default().to_owned(),
+            },
+        ),
+        FailedCheck::Authorizer(_) => (
+            2,
+            VerifyError::MissingRight {
+                right: right.unwrap_or_default().to_owned(),
+            },
+        ),
+        FailedCheck::Block(b) => (
+            3,
+            VerifyError::Attenuated {
+                block: b.block_id,
+                check: b.rule.clone(),
+            },
+        ),
+    };
+    checks
+        .iter()
+        .map(rank)
+        .min_by_key(|(r, _)| *r)
+        .map(|(_, e)| e)
+        .unwrap_or_else(|| VerifyError::Malformed("the token names no user".into()))
+}
+
+fn read_claims(authorizer: &mut biscuit_auth::Authorizer) -> Result<Claims, VerifyError> {
+    fn strings(
+        a: &mut biscuit_auth::Authorizer,
+        r: biscuit_auth::builder::Rule,
+    ) -> Result<Vec<String>, VerifyError> {
+        let mut values: Vec<(String,)> = a.query(r).map_err(query_error)?;
+        values.sort();
+        Ok(values.into_iter().map(|(v,)| v).collect())
+    }
+    fn one(
+        a: &mut biscuit_auth::Authorizer,
+        r: biscuit_auth::builder::Rule,
+        what: &str,
+    ) -> Result<String, VerifyError> {
+        match strings(a, r)?.as_mut_slice() {
+            [only] => Ok(std::mem::take(only)),
+            _ => Err(VerifyError::Malformed(format!(
+                "the token needs exactly one {what} fact"
+            ))),
+        }
+    }
+    fn time(
+        a: &mut biscuit_auth::Authorizer,
+        r: biscuit_auth::builder::Rule,
+        what: &str,
+    ) -> Result<SystemTime, VerifyError> {
+        let values: Vec<(SystemTime,)> = a.query(r).map_err(query_error)?;
+        match values.as_slice() {
+            [(t,)] => Ok(*t),
+            _ => Err(VerifyError::Malformed(format!(
+                "the token needs exactly one {what} fact"
+            ))),
+        }
+    }
+
+    let sub = one(authorizer, rule!("v($v) <- user($v)"), "user")?;
+    let provider = one(authorizer, rule!("v($v) <- provider($v)"), "provider")?;
+    let route = one(authorizer, rule!("v($v) <- route($v)"), "route")?;
+    let email = strings(authorizer, rule!("v($v) <- email($v)"))?
+        .into_iter()
+        .next();
+    let domain = strings(authorizer, rule!("v($v) <- domain($v)"))?
+        .into_iter()
+        .next();
+    let groups = strings(authorizer, rule!("v($v) <- group($v)"))?;
+    let rights = strings(
+        authorizer,
+        rule!("v($g) <- right({route}, $g)", route = route.as_str()),
+    )?;
+    let issued_at = time(authorizer, rule!("v($v) <- issued_at($v)"), "issued_at")?;
+    let expires = time(authorizer, rule!("v($v) <- expires($v)"), "expires")?;
+    Ok(Claims {
+        sub,
+        email,
+        domain,
+        groups,
+        provider,
+        route,
+        rights,
+        issued_at,
+        expires,
+    })
+}
+
+fn query_error(error: Token) -> VerifyError {
+    match error {
+        Token::RunLimit(limit) => VerifyError::LimitExceeded(limit.to_string()),
+        other => VerifyError::Malformed(other.to_string()),
+    }
+}
