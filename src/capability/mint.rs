@@ -142,7 +142,8 @@ impl Minter {
         self.mint_at(identity, route, grants, SystemTime::now())
     }
 
-    pub(crate) fn mint_at(
+    /// [`Minter::mint`] as if the clock read `now` (issued at `now`, expiring `now + ttl`).
+    pub fn mint_at(
         &self,
         identity: &Identity,
         route: &str,

@@ -417,3 +417,162 @@ fn query_error(error: Token) -> VerifyError {
         other => VerifyError::Malformed(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Tokens here are built with biscuit directly (the gateway's minter needs the `gateway`
+    //! feature), following the schema in `docs/capabilities.md`.
+    use super::*;
+    use biscuit_auth::KeyPair;
+    use biscuit_auth::builder::BlockBuilder;
+    use biscuit_auth::macros::biscuit;
+
+    const KID: u32 = 17;
+
+    fn token(root: &KeyPair, kid: Option<u32>, expires: SystemTime) -> String {
+        let now = SystemTime::now();
+        let mut builder = biscuit!(
+            r#"
+            user("u-1"); provider("basic"); route("panel");
+            email("bo@example.org"); domain("example.org"); group("ops");
+            right("panel", "read");
+            issued_at({now}); expires({expires});
+            check if time($time), $time < {expires};
+            "#,
+            now = now,
+            expires = expires,
+        );
+        if let Some(kid) = kid {
+            builder = builder.root_key_id(kid);
+        }
+        builder.build(root).unwrap().to_base64().unwrap()
+    }
+
+    fn fresh(root: &KeyPair) -> String {
+        token(root, Some(KID), SystemTime::now() + Duration::from_secs(60))
+    }
+
+    fn verifier(root: &KeyPair) -> Verifier {
+        Verifier::from_keys([PublicKeyEntry {
+            kid: KID,
+            public_key: root.public(),
+        }])
+    }
+
+    #[test]
+    fn valid_token_yields_claims() {
+        let root = KeyPair::new();
+        let claims = verifier(&root)
+            .verify(&fresh(&root), "panel", Some("read"))
+            .unwrap();
+        assert_eq!(claims.sub, "u-1");
+        assert_eq!(claims.domain.as_deref(), Some("example.org"));
+        assert_eq!(claims.groups, vec!["ops"]);
+        assert_eq!(claims.rights, vec!["read"]);
+    }
+
+    #[test]
+    fn expired_token_is_rejected() {
+        let root = KeyPair::new();
+        let past = token(&root, Some(KID), SystemTime::now() - Duration::from_secs(1));
+        assert_eq!(
+            verifier(&root).verify(&past, "panel", None),
+            Err(VerifyError::Expired)
+        );
+    }
+
+    #[test]
+    fn token_without_key_id_is_rejected() {
+        let root = KeyPair::new();
+        let bare = token(&root, None, SystemTime::now() + Duration::from_secs(60));
+        assert_eq!(
+            verifier(&root).verify(&bare, "panel", None),
+            Err(VerifyError::UnknownKey { kid: None })
+        );
+    }
+
+    #[test]
+    fn wrong_route_and_missing_right_are_told_apart() {
+        let root = KeyPair::new();
+        let v = verifier(&root);
+        let t = fresh(&root);
+        assert_eq!(
+            v.verify(&t, "grafana", Some("read")),
+            Err(VerifyError::WrongRoute {
+                route: "grafana".into()
+            })
+        );
+        assert_eq!(
+            v.verify(&t, "panel", Some("admin")),
+            Err(VerifyError::MissingRight {
+                right: "admin".into()
+            })
+        );
+    }
+
+    #[test]
+    fn fact_flooding_attenuation_hits_the_run_limits() {
+        let root = KeyPair::new();
+        // 40 facts, and a rule deriving 40 × 40 = 1600 more.
+        let mut flood = BlockBuilder::new()
+            .code("pair($a, $b) <- n($a), n($b);")
+            .unwrap();
+        for i in 0..40i64 {
+            flood = flood
+                .fact(biscuit_auth::builder::fact(
+                    "n",
+                    &[biscuit_auth::builder::int(i)],
+                ))
+                .unwrap();
+        }
+        let t = Biscuit::from_base64(fresh(&root), root.public())
+            .unwrap()
+            .append(flood)
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        let result = verifier(&root).verify(&t, "panel", None);
+        assert!(
+            matches!(result, Err(VerifyError::LimitExceeded(_))),
+            "{result:?}"
+        );
+        let roomy = verifier(&root).with_limits(AuthorizerLimits {
+            max_facts: 5000,
+            max_time: Duration::from_secs(5),
+            ..DEFAULT_LIMITS
+        });
+        let result = roomy.verify(&t, "panel", None);
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[test]
+    fn keys_json_errors_are_reported() {
+        let cases = [
+            ("not json", "not valid"),
+            (r#"{"keys": []}"#, "no keys"),
+            (
+                r#"{"keys": [{"kid": 1, "algorithm": "secp256r1", "public_key": "00"}]}"#,
+                "unsupported",
+            ),
+            (
+                r#"{"keys": [{"kid": 1, "algorithm": "ed25519", "public_key": "zz"}]}"#,
+                "not a valid",
+            ),
+        ];
+        for (json, expected) in cases {
+            let err = Verifier::from_jwks_like_json(json).unwrap_err().to_string();
+            assert!(err.contains(expected), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn keys_json_round_trips() {
+        let root = KeyPair::new();
+        let json = format!(
+            r#"{{"keys": [{{"kid": {KID}, "algorithm": "ed25519", "public_key": "{}"}}]}}"#,
+            root.public().to_bytes_hex()
+        );
+        let v = Verifier::from_jwks_like_json(&json).unwrap();
+        assert!(v.verify(&fresh(&root), "panel", None).is_ok());
+    }
+}
