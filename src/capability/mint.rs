@@ -40,6 +40,24 @@ impl MintError {
 }
 
 /// Mints capability tokens for allowed requests, with a per-session cache.
+///
+/// ```no_run
+/// # fn demo(identity: &portcullis::identity::Identity) -> anyhow::Result<()> {
+/// use portcullis::capability::{CapabilityConfig, KeyStore, Minter};
+///
+/// let config = CapabilityConfig::default(); // ephemeral key, X-Auth-Capability, 5 min
+/// let store = KeyStore::from_config(&config)?; // watches keys_dir when set
+/// let minter = Minter::new(&config, store.clone())?;
+/// let generation = 1; // the policy set's generation
+/// let value = minter.token(b"session-id", identity, "panel", &["read".into()], generation)?;
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(minter.header_name().clone(), value);
+/// // GET /.well-known/portcullis/keys.json
+/// let body: bytes::Bytes = store.public_keys_json();
+/// # let _ = body;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Minter {
     store: Arc<KeyStore>,
     header: HeaderName,

@@ -1,23 +1,13 @@
 //! Biscuit capability tokens: minted by the gateway for allowed requests, verified offline
 //! downstream with a public key ([`verify`]).
 //!
-//! Gateway side, in request order: a [`KeyStore`] holds the [`KeyRing`] loaded from the key
-//! directory (and swaps it when the directory changes); a [`Minter`] turns an identity and the
-//! matched rule's grants into a header value, cached per (session, route, policy generation).
-//! `GET /.well-known/portcullis/keys.json` serves [`KeyStore::public_keys_json`].
-//!
-//! ```no_run
-//! # fn demo(identity: &portcullis::identity::Identity) -> anyhow::Result<()> {
-//! use portcullis::capability::{CapabilityConfig, KeyStore, Minter};
-//!
-//! let config = CapabilityConfig::default(); // ephemeral key, X-Auth-Capability, 5 min
-//! let store = KeyStore::from_config(&config)?;
-//! let minter = Minter::new(&config, store.clone())?;
-//! let value = minter.token(b"session-id", identity, "panel", &["read".into()], 1)?;
-//! # let _ = (value, minter.header_name());
-//! # Ok(())
-//! # }
-//! ```
+//! Gateway side (feature `gateway`), in request order: a `KeyStore` holds the `KeyRing` loaded
+//! from the key directory (and swaps it when the directory changes); a `Minter` turns an
+//! identity and the matched rule's grants into a header value, cached per (session, route,
+//! policy generation). `GET /.well-known/portcullis/keys.json` serves
+//! `KeyStore::public_keys_json`. `cli` holds the `keygen`, `keys public` and `token`
+//! subcommands.
+
 #![doc = ""]
 #![doc = "The token schema and operations guide (`docs/capabilities.md`):"]
 #![doc = ""]

@@ -25,7 +25,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use biscuit_auth::builder::Algorithm;
+use biscuit_auth::builder::{Algorithm, Term};
 use biscuit_auth::error::{FailedCheck, Format, Logic, Token};
 use biscuit_auth::macros::{authorizer, rule};
 use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey, RootKeyProvider};
@@ -36,8 +36,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// biscuit-auth's own default time limit is 1 ms, which a busy machine exceeds while the
 /// thread is merely descheduled; a token minted by the gateway evaluates in well under 100 µs,
-/// so 20 ms only bounds hostile attenuation blocks, and 1000 facts leave room for users in
-/// several hundred groups.
+/// so 20 ms only bounds hostile attenuation blocks. Facts count twice (each authority fact is
+/// copied into a `claim` fact while reading the claims), so 1000 facts leave room for a user in
+/// about 480 groups; raise it with [`Verifier::with_limits`] for larger directories.
 pub const DEFAULT_LIMITS: AuthorizerLimits = AuthorizerLimits {
     max_facts: 1000,
     max_iterations: 100,
@@ -184,6 +185,11 @@ impl Verifier {
         self
     }
 
+    /// The public key with this id, if trusted.
+    pub fn public_key(&self, kid: u32) -> Option<PublicKey> {
+        self.keys.get(&kid).copied()
+    }
+
     /// The key ids this verifier trusts, in no particular order.
     pub fn kids(&self) -> impl Iterator<Item = u32> + '_ {
         self.keys.keys().copied()
@@ -229,7 +235,7 @@ impl Verifier {
         now: SystemTime,
     ) -> Result<Claims, VerifyError> {
         let biscuit = self.parse(token)?;
-        let mut authorizer = authorize(&biscuit, route, right, now, &self.limits)?;
+        let mut authorizer = authorize(&biscuit, route, right, now, &self.limits, true)?;
         let claims = read_claims(&mut authorizer)?;
         let rights = if biscuit.block_count() > 1 {
             // Attenuation can forbid exercising a right without removing its fact: keep only
@@ -238,7 +244,15 @@ impl Verifier {
                 .rights
                 .iter()
                 .filter(|r| {
-                    authorize(&biscuit, Some(&claims.route), Some(r), now, &self.limits).is_ok()
+                    authorize(
+                        &biscuit,
+                        Some(&claims.route),
+                        Some(r),
+                        now,
+                        &self.limits,
+                        false,
+                    )
+                    .is_ok()
                 })
                 .cloned()
                 .collect()
@@ -288,8 +302,12 @@ fn authorize(
     right: Option<&str>,
     now: SystemTime,
     limits: &AuthorizerLimits,
+    with_claims: bool,
 ) -> Result<biscuit_auth::Authorizer, VerifyError> {
     let mut builder = authorizer!(r#"time({now}); allow if user($u);"#, now = now);
+    if with_claims {
+        builder = builder.merge(claim_rules());
+    }
     builder = match route {
         Some(route) => builder.merge(authorizer!(r#"check if route({route});"#, route = route)),
         None => builder.merge(authorizer!(r#"check if route($r);"#)),
@@ -347,57 +365,75 @@ fn classify(error: Token, route: Option<&str>, right: Option<&str>) -> VerifyErr
         .unwrap_or_else(|| VerifyError::Malformed("the token names no user".into()))
 }
 
-fn read_claims(authorizer: &mut biscuit_auth::Authorizer) -> Result<Claims, VerifyError> {
-    fn strings(
-        a: &mut biscuit_auth::Authorizer,
-        r: biscuit_auth::builder::Rule,
-    ) -> Result<Vec<String>, VerifyError> {
-        let mut values: Vec<(String,)> = a.query(r).map_err(query_error)?;
-        values.sort();
-        Ok(values.into_iter().map(|(v,)| v).collect())
-    }
-    fn one(
-        a: &mut biscuit_auth::Authorizer,
-        r: biscuit_auth::builder::Rule,
-        what: &str,
-    ) -> Result<String, VerifyError> {
-        match strings(a, r)?.as_mut_slice() {
-            [only] => Ok(std::mem::take(only)),
-            _ => Err(VerifyError::Malformed(format!(
-                "the token needs exactly one {what} fact"
-            ))),
-        }
-    }
-    fn time(
-        a: &mut biscuit_auth::Authorizer,
-        r: biscuit_auth::builder::Rule,
-        what: &str,
-    ) -> Result<SystemTime, VerifyError> {
-        let values: Vec<(SystemTime,)> = a.query(r).map_err(query_error)?;
-        match values.as_slice() {
-            [(t,)] => Ok(*t),
-            _ => Err(VerifyError::Malformed(format!(
-                "the token needs exactly one {what} fact"
-            ))),
-        }
-    }
+/// Copies the authority block's facts into one `claim(kind, value)` predicate, so reading the
+/// claims takes one query instead of nine. Only the authority block and the authorizer are
+/// trusted by these rules, so attenuation blocks cannot inject claims.
+fn claim_rules() -> biscuit_auth::AuthorizerBuilder {
+    authorizer!(
+        r#"
+        claim("user", $v) <- user($v);
+        claim("provider", $v) <- provider($v);
+        claim("route", $v) <- route($v);
+        claim("email", $v) <- email($v);
+        claim("domain", $v) <- domain($v);
+        claim("group", $v) <- group($v);
+        claim("right", $g) <- route($r), right($r, $g);
+        claim("issued_at", $v) <- issued_at($v);
+        claim("expires", $v) <- expires($v);
+        "#
+    )
+}
 
-    let sub = one(authorizer, rule!("v($v) <- user($v)"), "user")?;
-    let provider = one(authorizer, rule!("v($v) <- provider($v)"), "provider")?;
-    let route = one(authorizer, rule!("v($v) <- route($v)"), "route")?;
-    let email = strings(authorizer, rule!("v($v) <- email($v)"))?
-        .into_iter()
-        .next();
-    let domain = strings(authorizer, rule!("v($v) <- domain($v)"))?
-        .into_iter()
-        .next();
-    let groups = strings(authorizer, rule!("v($v) <- group($v)"))?;
-    let rights = strings(
-        authorizer,
-        rule!("v($g) <- right({route}, $g)", route = route.as_str()),
-    )?;
-    let issued_at = time(authorizer, rule!("v($v) <- issued_at($v)"), "issued_at")?;
-    let expires = time(authorizer, rule!("v($v) <- expires($v)"), "expires")?;
+fn read_claims(authorizer: &mut biscuit_auth::Authorizer) -> Result<Claims, VerifyError> {
+    let facts: Vec<biscuit_auth::builder::Fact> = authorizer
+        .query(rule!("v($k, $v) <- claim($k, $v)"))
+        .map_err(query_error)?;
+    let mut strings: HashMap<String, Vec<String>> = HashMap::new();
+    let mut times: HashMap<String, Vec<SystemTime>> = HashMap::new();
+    for fact in facts {
+        let mut terms = fact.predicate.terms.into_iter();
+        let (Some(Term::Str(kind)), Some(value)) = (terms.next(), terms.next()) else {
+            continue;
+        };
+        match value {
+            Term::Str(s) => strings.entry(kind).or_default().push(s),
+            Term::Date(secs) => times
+                .entry(kind)
+                .or_default()
+                .push(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)),
+            _ => {
+                return Err(VerifyError::Malformed(format!(
+                    "the {kind} fact has the wrong type"
+                )));
+            }
+        }
+    }
+    let mut list = |kind: &str| {
+        let mut values = strings.remove(kind).unwrap_or_default();
+        values.sort();
+        values
+    };
+    let one = |values: Vec<String>, kind: &str| match <[String; 1]>::try_from(values) {
+        Ok([only]) => Ok(only),
+        Err(_) => Err(VerifyError::Malformed(format!(
+            "the token needs exactly one {kind} fact"
+        ))),
+    };
+    let sub = one(list("user"), "user")?;
+    let provider = one(list("provider"), "provider")?;
+    let route = one(list("route"), "route")?;
+    let email = list("email").into_iter().next();
+    let domain = list("domain").into_iter().next();
+    let groups = list("group");
+    let rights = list("right");
+    let mut time = |kind: &str| match times.remove(kind).as_deref() {
+        Some([only]) => Ok(*only),
+        _ => Err(VerifyError::Malformed(format!(
+            "the token needs exactly one {kind} fact"
+        ))),
+    };
+    let issued_at = time("issued_at")?;
+    let expires = time("expires")?;
     Ok(Claims {
         sub,
         email,
