@@ -49,6 +49,22 @@ fn capability(c: &mut Criterion) {
         b.iter(|| biscuit_auth::Biscuit::from_base64(black_box(&token), public_key).unwrap())
     });
 
+    // Reference: biscuit's bare verify + authorize (`allow if true`), to read the numbers
+    // above relative to the machine's load.
+    c.bench_function("capability/verify_biscuit_minimal", |b| {
+        b.iter(|| {
+            let token = biscuit_auth::Biscuit::from_base64(black_box(&token), public_key).unwrap();
+            let mut authorizer = biscuit_auth::macros::authorizer!(
+                r#"time({now}); allow if true;"#,
+                now = std::time::SystemTime::now()
+            )
+            .set_limits(portcullis::verify::DEFAULT_LIMITS)
+            .build(&token)
+            .unwrap();
+            authorizer.authorize().unwrap()
+        })
+    });
+
     minter
         .token(&session, &identity, "panel", &grants, 1)
         .unwrap();
