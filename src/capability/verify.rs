@@ -34,15 +34,16 @@ use serde::{Deserialize, Serialize};
 /// Datalog run limits the verifier sets on every authorization, unless
 /// [`Verifier::with_limits`] replaces them.
 ///
-/// biscuit-auth's own default time limit is 1 ms, which a busy machine exceeds while the
-/// thread is merely descheduled; a token minted by the gateway evaluates in well under 100 µs,
-/// so 20 ms only bounds hostile attenuation blocks. Facts count twice (each authority fact is
+/// The fact and iteration limits bound the work a token (or a hostile attenuation block) can
+/// cause; the time limit is only a backstop. biscuit-auth's own default of 1 ms fails valid
+/// tokens whenever a busy machine deschedules the thread mid-check (seen at 20 ms on a loaded
+/// 2-core machine), so it is set far above a gateway token's ~0.1 ms: 100 ms. Facts count twice (each authority fact is
 /// copied into a `claim` fact while reading the claims), so 1000 facts leave room for a user in
 /// about 480 groups; raise it with [`Verifier::with_limits`] for larger directories.
 pub const DEFAULT_LIMITS: AuthorizerLimits = AuthorizerLimits {
     max_facts: 1000,
     max_iterations: 100,
-    max_time: Duration::from_millis(20),
+    max_time: Duration::from_millis(100),
 };
 
 /// One public key of the gateway's key ring: the `root_key_id` tokens carry, and the key.
@@ -609,6 +610,6 @@ mod tests {
             root.public().to_bytes_hex()
         );
         let v = Verifier::from_jwks_like_json(&json).unwrap();
-        assert!(v.verify(&fresh(&root), "panel", None).is_ok());
+        v.verify(&fresh(&root), "panel", None).unwrap();
     }
 }
