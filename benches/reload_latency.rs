@@ -84,6 +84,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(150));
     }
     let _ = child.kill();
+    let _ = child.wait();
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     println!(

@@ -291,6 +291,7 @@ impl<'a> Validator<'a> {
                 .and_then(|basic| basic.credentials_file.as_mut()),
             raw.session.secret_file.as_mut(),
             raw.decision_log.path.as_mut(),
+            raw.capability.keys_dir.as_mut(),
         ];
         let providers = raw
             .providers

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use portcullis::capability;
 use portcullis::config::Config;
 use portcullis::policy::{self, DEFAULT_DEBOUNCE, PolicySet, PolicyStore};
 use portcullis::server::Gateway;
@@ -56,6 +57,46 @@ enum Command {
     },
     /// Hash a password for the basic-auth credentials file (reads it from stdin).
     HashPassword,
+    /// Write a new Ed25519 signing key into a key directory; the newest key signs.
+    Keygen {
+        /// The key directory (`capability.keys_dir`).
+        dir: PathBuf,
+    },
+    /// Capability key ring commands.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Verify or inspect a capability token.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print the public keys of a key directory as keys.json.
+    Public { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Verify a token offline with public keys (a keys.json file or URL).
+    Verify {
+        /// keys.json as a file path or an http(s) URL, e.g. https://gw/.well-known/portcullis/keys.json
+        #[arg(long)]
+        keys: String,
+        /// Require the token to be for this route.
+        #[arg(long)]
+        route: Option<String>,
+        /// Require this right on the route.
+        #[arg(long)]
+        right: Option<String>,
+        token: String,
+    },
+    /// Print a token's blocks WITHOUT verifying it.
+    Inspect { token: String },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +117,44 @@ fn main() -> ExitCode {
             &mut std::io::stdout(),
         )),
         Command::HashPassword => hash_password(),
+        Command::Keygen { dir } => outcome(capability::cli::keygen(&dir, &mut std::io::stdout())),
+        Command::Keys {
+            command: KeysCommand::Public { dir },
+        } => outcome(capability::cli::keys_public(&dir, &mut std::io::stdout())),
+        Command::Token {
+            command:
+                TokenCommand::Verify {
+                    keys,
+                    route,
+                    right,
+                    token,
+                },
+        } => match capability::cli::token_verify(
+            &keys,
+            &token,
+            route.as_deref(),
+            right.as_deref(),
+            &mut std::io::stdout(),
+        ) {
+            Ok(valid) => report(valid),
+            Err(err) => outcome(Err(err)),
+        },
+        Command::Token {
+            command: TokenCommand::Inspect { token },
+        } => outcome(capability::cli::token_inspect(
+            &token,
+            &mut std::io::stdout(),
+        )),
+    }
+}
+
+fn outcome(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("portcullis: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

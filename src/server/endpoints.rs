@@ -26,12 +26,34 @@ pub fn serve<B>(
             &ctx.request_id,
         )),
         "/readyz" => Some(readyz(shared, ctx)),
+        KEYS_PATH => Some(public_keys(shared, ctx)),
         "/metrics" => shared
             .metrics
             .as_ref()
             .map(|handle| metrics(handle, &ctx.request_id)),
         _ => None,
     }
+}
+
+/// Where downstream services fetch the public keys that verify capability tokens.
+pub const KEYS_PATH: &str = "/.well-known/portcullis/keys.json";
+
+fn public_keys(shared: &Shared, ctx: &RequestContext) -> Response<Body> {
+    let mut response = Response::new(super::body::full(shared.keys.public_keys_json()));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    // Short, so a rotation reaches verifiers quickly.
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("public, max-age=60"),
+    );
+    if let Ok(id) = http::HeaderValue::try_from(ctx.request_id.as_str()) {
+        headers.insert(crate::telemetry::REQUEST_ID_HEADER, id);
+    }
+    response
 }
 
 /// Ready once a policy set serves; a failed reload is reported but keeps it ready, because the

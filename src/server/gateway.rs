@@ -22,6 +22,7 @@ use super::proxy::UpstreamClient;
 use super::state::Shared;
 use super::tls;
 use super::websocket::WsRegistry;
+use crate::capability::{KeyStore, Minter};
 use crate::config::Config;
 use crate::identity::basic::BasicAuth;
 use crate::identity::oidc::Providers;
@@ -56,6 +57,10 @@ impl Gateway {
                 .with_context(|| format!("cannot listen on {addr}"))?;
             listeners.push(listener);
         }
+        let keys = KeyStore::from_config(&config.capability)
+            .map_err(|err| anyhow::anyhow!("capability keys: {err}"))?;
+        let minter = Minter::new(&config.capability, keys.clone())
+            .map_err(|err| anyhow::anyhow!("capability: {err}"))?;
         let configured_names = config.identity_headers.all().map(|name| name.as_str());
         let strip = IdentityHeaderStripper::new(
             config
@@ -63,7 +68,8 @@ impl Gateway {
                 .strip
                 .iter()
                 .map(String::as_str)
-                .chain(configured_names),
+                .chain(configured_names)
+                .chain([minter.header_name().as_str()]),
         )
         .context("headers.strip names an invalid header")?;
         let sessions =
@@ -98,6 +104,8 @@ impl Gateway {
             None => (None, Some(handle)),
         };
         let shared = Arc::new(Shared {
+            keys,
+            minter,
             identity_headers: config.identity_headers.clone(),
             sessions,
             providers,

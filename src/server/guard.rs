@@ -56,6 +56,8 @@ pub struct RequestContext {
     pub path: Option<String>,
     /// What phase 5 decided, for the metric and the decision log.
     pub decided: Option<Decided>,
+    /// The policy generation that decided (capability tokens are cached per generation).
+    pub generation: u64,
     /// Session cookies to set on whatever response goes out (renewed or cleared session).
     pub set_cookies: Vec<HeaderValue>,
 }
@@ -86,6 +88,7 @@ pub async fn handle(
         path: None,
         decided: None,
         set_cookies: Vec::new(),
+        generation: 0,
     };
     let span = telemetry::request_span(&ctx.request_id);
     let result = pipeline(&shared, &mut ctx, request).instrument(span).await;
@@ -190,6 +193,7 @@ async fn pipeline(
         ip: ctx.peer.ip(),
     };
     let snapshot = shared.policies.snapshot();
+    ctx.generation = snapshot.generation;
     let mut decision = decide(&snapshot.set, caller.identity(), &info);
     if decision.outcome == Outcome::Login
         && caller.identity().is_none()
@@ -264,6 +268,18 @@ async fn allow(
         for (name, value) in identity_headers(identity, &shared.identity_headers) {
             upstream_headers.insert(name, value);
         }
+        // Fail closed: an allowed user without a token would look anonymous downstream.
+        let token = shared
+            .minter
+            .token(
+                caller.cache_key(),
+                identity,
+                &route.name,
+                &decision.grants,
+                ctx.generation,
+            )
+            .map_err(|err| GatewayError::Internal(format!("capability token: {err}")))?;
+        upstream_headers.insert(shared.minter.header_name().clone(), token);
     }
 
     if info.websocket {

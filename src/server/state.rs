@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 use super::headers::IdentityHeaderStripper;
 use super::proxy::UpstreamClient;
 use super::websocket::WsRegistry;
+use crate::capability::{KeyStore, Minter};
 use crate::config::Config;
 use crate::identity::basic::BasicAuth;
 use crate::identity::headers::IdentityHeaderNames;
@@ -29,6 +30,8 @@ pub struct Shared {
     pub providers: Providers,
     pub basic: Option<Arc<BasicAuth>>,
     pub identity_headers: IdentityHeaderNames,
+    pub keys: Arc<KeyStore>,
+    pub minter: Minter,
     pub pages: Pages,
     pub decision_log: DecisionLog,
     /// Renders `/metrics` on the main listener when no separate `metrics_listen` is configured.
