@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use super::guard;
 use super::headers::IdentityHeaderStripper;
+use super::meters::Meters;
 use super::proxy::UpstreamClient;
 use super::state::Shared;
 use super::tls;
@@ -104,6 +105,7 @@ impl Gateway {
             None => (None, Some(handle)),
         };
         let shared = Arc::new(Shared {
+            meters: Meters::default(),
             keys,
             minter,
             identity_headers: config.identity_headers.clone(),

@@ -123,14 +123,12 @@ fn record(shared: &Shared, ctx: &RequestContext, status: u16) {
         DecisionOutcome::Deny => "deny",
         DecisionOutcome::Error => "error",
     };
-    metrics::counter!(
-        telemetry::REQUESTS_TOTAL,
-        "route" => decided.route.as_deref().unwrap_or("-").to_string(),
-        "method_class" => telemetry::method_class(&ctx.method),
-        "outcome" => outcome_label,
-        "status" => status.to_string(),
-    )
-    .increment(1);
+    shared.meters.request(
+        decided.route.as_ref(),
+        telemetry::method_class(&ctx.method),
+        outcome_label,
+        status,
+    );
     if shared.decision_log.is_enabled() {
         shared.decision_log.record(&DecisionRecord {
             time: SystemTime::now(),
@@ -194,12 +192,12 @@ async fn pipeline(
     };
     let snapshot = shared.policies.snapshot();
     ctx.generation = snapshot.generation;
-    let mut decision = decide(&snapshot.set, caller.identity(), &info);
+    let mut decision = decide(shared, &snapshot.set, caller.identity(), &info);
     if decision.outcome == Outcome::Login
         && caller.identity().is_none()
         && caller.try_basic_header(shared, ctx, &info.headers).await?
     {
-        decision = decide(&snapshot.set, caller.identity(), &info);
+        decision = decide(shared, &snapshot.set, caller.identity(), &info);
     }
     log_decision(ctx, &info, &decision);
     ctx.path = Some(info.path.clone());
@@ -221,10 +219,17 @@ async fn pipeline(
     }
 }
 
-fn decide(set: &PolicySet, identity: Option<&Identity>, info: &RequestInfo) -> Decision {
+fn decide(
+    shared: &Shared,
+    set: &PolicySet,
+    identity: Option<&Identity>,
+    info: &RequestInfo,
+) -> Decision {
     let started = Instant::now();
     let decision = set.decide(identity, info);
-    metrics::histogram!(telemetry::DECISION_DURATION_SECONDS)
+    shared
+        .meters
+        .decision()
         .record(started.elapsed().as_secs_f64());
     decision
 }
@@ -305,7 +310,9 @@ async fn allow(
             prepare_request(&mut request, uri);
             let started = Instant::now();
             let result = shared.upstream.forward(request).await;
-            metrics::histogram!(telemetry::UPSTREAM_DURATION_SECONDS, "route" => route.name.to_string())
+            shared
+                .meters
+                .upstream(&route.name)
                 .record(started.elapsed().as_secs_f64());
             result
         }

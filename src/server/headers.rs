@@ -47,17 +47,12 @@ impl IdentityHeaderStripper {
 
     /// Returns how many headers were removed (a spoofing attempt is worth a log line).
     pub fn strip(&self, headers: &mut HeaderMap) -> usize {
-        let mut doomed: Vec<HeaderName> = headers
+        // One pass over the names the request has; most have none of ours.
+        let doomed: Vec<HeaderName> = headers
             .keys()
-            .filter(|name| name.as_str().starts_with(RESERVED_PREFIX))
+            .filter(|name| name.as_str().starts_with(RESERVED_PREFIX) || self.exact.contains(name))
             .cloned()
             .collect();
-        doomed.extend(
-            self.exact
-                .iter()
-                .filter(|name| headers.contains_key(*name))
-                .cloned(),
-        );
         let mut removed = 0;
         for name in doomed {
             if let header::Entry::Occupied(entry) = headers.entry(name) {
@@ -81,6 +76,13 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most requests carry none: look before hashing every name.
+    let any = headers
+        .keys()
+        .any(|name| HOP_BY_HOP.contains(name) || name == header::PROXY_AUTHENTICATE);
+    if !any {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -132,34 +134,37 @@ pub fn set_forwarded(headers: &mut HeaderMap, facts: ForwardedFacts<'_>) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
     const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
-    let peer = facts.peer.to_string();
-    let chain = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
-        Some(existing) if facts.peer_is_trusted_proxy => format!("{existing}, {peer}"),
-        _ => peer,
-    };
-    if !facts.peer_is_trusted_proxy {
-        headers.remove(header::FORWARDED);
-        headers.remove(&XFP);
-        headers.remove(&XFH);
+    let proto = HeaderValue::from_static(if facts.scheme == "https" {
+        "https"
+    } else {
+        "http"
+    });
+    let host = HeaderValue::try_from(facts.host).ok();
+    if facts.peer_is_trusted_proxy {
+        let chain = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
+            Some(existing) => format!("{existing}, {}", facts.peer),
+            None => facts.peer.to_string(),
+        };
+        if let Ok(value) = HeaderValue::try_from(chain) {
+            headers.insert(XFF, value);
+        }
+        if !headers.contains_key(&XFP) {
+            headers.insert(XFP, proto);
+        }
+        if let Some(host) = host.filter(|_| !headers.contains_key(&XFH)) {
+            headers.insert(XFH, host);
+        }
+        return;
     }
-    if let Ok(value) = HeaderValue::try_from(chain) {
+    headers.remove(header::FORWARDED);
+    if let Ok(value) = HeaderValue::try_from(facts.peer.to_string()) {
         headers.insert(XFF, value);
     }
-    if !headers.contains_key(&XFP) {
-        headers.insert(
-            XFP,
-            HeaderValue::from_static(if facts.scheme == "https" {
-                "https"
-            } else {
-                "http"
-            }),
-        );
-    }
-    if !headers.contains_key(&XFH)
-        && let Ok(value) = HeaderValue::try_from(facts.host)
-    {
-        headers.insert(XFH, value);
-    }
+    headers.insert(XFP, proto);
+    match host {
+        Some(host) => headers.insert(XFH, host),
+        None => headers.remove(XFH),
+    };
 }
 
 #[cfg(test)]

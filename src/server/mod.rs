@@ -9,6 +9,7 @@ mod gateway;
 pub mod guard;
 mod headers;
 mod login;
+mod meters;
 pub mod path;
 mod proxy;
 mod respond;

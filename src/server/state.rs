@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
 use super::headers::IdentityHeaderStripper;
+use super::meters::Meters;
 use super::proxy::UpstreamClient;
 use super::websocket::WsRegistry;
 use crate::capability::{KeyStore, Minter};
@@ -26,6 +27,7 @@ pub struct Shared {
     /// WebSocket bridges, waited for on shutdown.
     pub tasks: TaskTracker,
     pub strip: IdentityHeaderStripper,
+    pub meters: Meters,
     pub sessions: SessionCodec,
     pub providers: Providers,
     pub basic: Option<Arc<BasicAuth>>,

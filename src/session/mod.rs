@@ -194,6 +194,9 @@ impl SessionCodec {
 
     /// The session in the request's cookies, if one opens and has not expired.
     pub fn open(&self, headers: &HeaderMap) -> Option<Session> {
+        if !headers.contains_key(http::header::COOKIE) {
+            return None;
+        }
         let jar = Jar::from_headers(headers);
         let sealed = jar.assemble(&self.cookie_name)?;
         let session: Session = self.open_value(SESSION_PURPOSE, &self.cookie_name, &sealed)?;
