@@ -6,7 +6,7 @@ mod support;
 use http::StatusCode;
 use support::browser::{Browser, HTML};
 use support::gateway::GatewayProcess;
-use support::oidc::{CLIENT_ID, CLIENT_SECRET, OidcProvider, free_port};
+use support::oidc::{OidcProvider, free_port};
 use support::upstream::Upstream;
 
 const SESSION_SECRET: &str = "gateway-login-test-secret-0123456789abcdef";
@@ -47,22 +47,7 @@ routes:
     );
     let (idp, gateway) = tokio::task::spawn_blocking(move || {
         let idp = OidcProvider::start(&redirect_uri, 300);
-        let config = format!(
-            r#"
-public_url: http://127.0.0.1:{port}
-session:
-  secrets: ["{SESSION_SECRET}"]
-providers:
-  - name: test
-    kind: oidc
-    issuer: {issuer}
-    client_id: {CLIENT_ID}
-    client_secret: {CLIENT_SECRET}
-    scopes: [openid, email, profile, groups, offline_access]
-    groups_claim: groups
-"#,
-            issuer = idp.issuer()
-        );
+        let config = idp.gateway_config(port, SESSION_SECRET);
         let gateway = GatewayProcess::start_on(
             &format!("127.0.0.1:{port}"),
             &config,

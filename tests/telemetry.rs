@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use http::StatusCode;
 use support::browser::{Browser, HTML};
 use support::gateway::GatewayProcess;
-use support::oidc::{CLIENT_ID, CLIENT_SECRET, OidcProvider, free_port};
+use support::oidc::{CLIENT_SECRET, OidcProvider, free_port};
 use support::upstream::Upstream;
 
 const SESSION_SECRET: &str = "telemetry-session-secret-0123456789abcdefghij";
@@ -42,28 +42,16 @@ routes:
     let (idp, gateway) = tokio::task::spawn_blocking(move || {
         // Access tokens expire at once, so every request with a session refreshes it.
         let idp = OidcProvider::start(&redirect_uri, 1);
-        let config = format!(
-            r#"
-public_url: http://127.0.0.1:{port}
-session:
-  secrets: ["{SESSION_SECRET}"]
-providers:
-  - name: test
-    kind: oidc
-    issuer: {issuer}
-    client_id: {CLIENT_ID}
-    client_secret: {CLIENT_SECRET}
-    scopes: [openid, email, profile, groups, offline_access]
-    groups_claim: groups
-basic_auth:
+        let config = idp.gateway_config(port, SESSION_SECRET)
+            + &format!(
+                r#"basic_auth:
   master_password: "{MASTER_PASSWORD}"
   allow_header: true
 decision_log:
   path: decisions.jsonl
   sample_allows: 1.0
-"#,
-            issuer = idp.issuer()
-        );
+"#
+            );
         let dir = GatewayProcess::prepare(
             &format!("127.0.0.1:{port}"),
             &config,

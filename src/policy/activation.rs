@@ -118,93 +118,68 @@ fn owned<'b, 'v>(value: Value) -> Result<CowVal<'b, 'v>, ExecutionError> {
     Ok(CowVal::Owned(boxed))
 }
 
-/// `user`: fields of the [`Identity`], produced on access.
-#[derive(Debug)]
-struct UserView<'a>(&'a Identity);
+/// A CEL object whose fields are produced on access from a borrowed value, so a decision never
+/// builds maps for variables its expressions do not read.
+macro_rules! lazy_view {
+    ($(#[$doc:meta])* $view:ident($inner:ty), $cel_type:expr, $field:ident) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        struct $view<'a>(&'a $inner);
 
-impl Val for UserView<'_> {
-    fn get_type(&self) -> &Type {
-        &USER_TYPE
-    }
+        impl Val for $view<'_> {
+            fn get_type(&self) -> &Type {
+                &$cel_type
+            }
 
-    fn cel_type() -> &'static Type {
-        &USER_TYPE
-    }
+            fn cel_type() -> &'static Type {
+                &$cel_type
+            }
 
-    fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
-    where
-        Self: 'v,
-    {
-        Some(self)
-    }
+            fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
+            where
+                Self: 'v,
+            {
+                Some(self)
+            }
 
-    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v>
-    where
-        Self: 'v,
-    {
-        Box::new(UserView(self.0))
-    }
+            fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v>
+            where
+                Self: 'v,
+            {
+                Box::new($view(self.0))
+            }
+        }
+
+        impl Indexer for $view<'_> {
+            fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
+            where
+                Self: 'v,
+            {
+                $field(self.0, field(idx)?)
+            }
+
+            fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
+            where
+                Self: 'v,
+            {
+                self.get(idx).map(CowVal::into_owned)
+            }
+        }
+    };
 }
 
-impl Indexer for UserView<'_> {
-    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
-    where
-        Self: 'v,
-    {
-        user_field(self.0, field(idx)?)
-    }
-
-    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
-    where
-        Self: 'v,
-    {
-        self.get(idx).map(CowVal::into_owned)
-    }
-}
-
-/// `request`: fields of the [`RequestInfo`], produced on access.
-#[derive(Debug)]
-struct RequestView<'a>(&'a RequestInfo);
-
-impl Val for RequestView<'_> {
-    fn get_type(&self) -> &Type {
-        &REQUEST_TYPE
-    }
-
-    fn cel_type() -> &'static Type {
-        &REQUEST_TYPE
-    }
-
-    fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
-    where
-        Self: 'v,
-    {
-        Some(self)
-    }
-
-    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v>
-    where
-        Self: 'v,
-    {
-        Box::new(RequestView(self.0))
-    }
-}
-
-impl Indexer for RequestView<'_> {
-    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
-    where
-        Self: 'v,
-    {
-        request_field(self.0, field(idx)?)
-    }
-
-    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
-    where
-        Self: 'v,
-    {
-        self.get(idx).map(CowVal::into_owned)
-    }
-}
+lazy_view!(
+    /// `user`: fields of the [`Identity`], produced on access.
+    UserView(Identity),
+    USER_TYPE,
+    user_field
+);
+lazy_view!(
+    /// `request`: fields of the [`RequestInfo`], produced on access.
+    RequestView(RequestInfo),
+    REQUEST_TYPE,
+    request_field
+);
 
 fn user_field<'b, 'v>(user: &'v Identity, name: &str) -> Result<CowVal<'b, 'v>, ExecutionError> {
     match name {

@@ -153,3 +153,26 @@ fn discovery_answers(port: u16) -> bool {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
 }
+
+impl OidcProvider {
+    /// The gateway.yaml lines that log users in through this provider at `public_url`, with
+    /// sessions sealed by `session_secret`.
+    pub fn gateway_config(&self, port: u16, session_secret: &str) -> String {
+        format!(
+            r#"
+public_url: http://127.0.0.1:{port}
+session:
+  secrets: ["{session_secret}"]
+providers:
+  - name: test
+    kind: oidc
+    issuer: {issuer}
+    client_id: {CLIENT_ID}
+    client_secret: {CLIENT_SECRET}
+    scopes: [openid, email, profile, groups, offline_access]
+    groups_claim: groups
+"#,
+            issuer = self.issuer()
+        )
+    }
+}
