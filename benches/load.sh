@@ -3,6 +3,8 @@
 #   1. the upstream directly
 #   2. nginx as a plain reverse proxy (no auth)
 #   3. portcullis on a guest route
+#   4. portcullis on an authenticated route: a session cookie from a real (form) login, a
+#      policy with a CEL condition, identity headers and a capability token on every request
 # Prints requests/s, p50 and p99 for each, the portcullis/nginx ratios, and portcullis's peak
 # RSS and CPU time per 1,000 requests. Installs wrk and nginx from Debian if missing.
 #
@@ -72,10 +74,35 @@ routes:
     rules:
       - name: everyone
         guest: true
+  - name: authed
+    match: { path: "/authed/**" }
+    upstream: http://127.0.0.1:$UPSTREAM_PORT
+    rules:
+      - name: analysts reading
+        allow:
+          groups: [analysts]
+          when: 'request.method in ["GET", "HEAD"] && user.email.endsWith("@example.com")'
+        grants: [read]
 EOF
+hash=$(printf 'bench-password' | ./target/release/portcullis hash-password)
+cat >"$work/users.yaml" <<EOF
+users:
+  alice:
+    password_hash: "$hash"
+    email: alice@example.com
+    email_verified: true
+    groups: [analysts]
+EOF
+./target/release/portcullis keygen "$work/keys" >/dev/null
 cat >"$work/gateway.yaml" <<EOF
 listen: 127.0.0.1:$PORTCULLIS_PORT
 policies: policies
+session:
+  secrets: ["load-benchmark-session-secret-0123456789"]
+basic_auth:
+  credentials_file: users.yaml
+capability:
+  keys_dir: keys
 EOF
 RUST_LOG=warn ./target/release/portcullis serve --config "$work/gateway.yaml" >"$work/portcullis.out" 2>&1 &
 portcullis_pid=$!
@@ -85,6 +112,17 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 grep -q "listening on" "$work/portcullis.out" || { cat "$work/portcullis.out"; exit 1; }
+
+# A real login through the form: CSRF cookie and token first, then the session cookie.
+jar="$work/cookies.txt"
+csrf=$(curl -fsS -c "$jar" -H 'accept: text/html' "http://127.0.0.1:$PORTCULLIS_PORT/oauth2/start?rd=/authed/" |
+  sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p')
+curl -fsS -b "$jar" -c "$jar" -o /dev/null -H 'accept: text/html' \
+  --data-urlencode "csrf_token=$csrf" --data-urlencode username=alice \
+  --data-urlencode password=bench-password --data-urlencode rd=/authed/ \
+  "http://127.0.0.1:$PORTCULLIS_PORT/oauth2/login"
+session=$(awk '$6 ~ /^_portcullis/ {printf "%s%s=%s", sep, $6, $7; sep="; "}' "$jar")
+[ -n "$session" ] || { echo "login failed: no session cookie" >&2; exit 1; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -98,10 +136,10 @@ to_us() {
 
 declare -A rps p50 p99 requests
 run() {
-  local name=$1 url=$2 out
-  curl -fsS -o /dev/null "$url" || { echo "$name: $url does not answer" >&2; exit 1; }
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null # warm pools and caches
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url")
+  local name=$1 url=$2 cookie=${3:-none=1} out
+  curl -fsS -o /dev/null -H "cookie: $cookie" "$url" || { echo "$name: $url does not answer" >&2; exit 1; }
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "cookie: $cookie" "$url" >/dev/null # warm pools and caches
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "cookie: $cookie" "$url")
   rps[$name]=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   requests[$name]=$(awk '/requests in/ {print $1}' <<<"$out")
   p50[$name]=$(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")")
@@ -114,19 +152,24 @@ run nginx "http://127.0.0.1:$NGINX_PORT/"
 ticks_before=$(cpu_ticks "$portcullis_pid")
 run portcullis_guest "http://127.0.0.1:$PORTCULLIS_PORT/"
 ticks_after=$(cpu_ticks "$portcullis_pid")
+run portcullis_auth "http://127.0.0.1:$PORTCULLIS_PORT/authed/" "$session"
+ticks_auth=$(cpu_ticks "$portcullis_pid")
 
 hz=$(getconf CLK_TCK)
 peak_rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$portcullis_pid/status")
-cpu_ms_per_1k=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$hz" -v n="${requests[portcullis_guest]}" \
-  'BEGIN { printf "%.1f", (t / hz * 1000) / (n / 1000) }')
+per_1k() { awk -v t="$1" -v hz="$hz" -v n="$2" 'BEGIN { printf "%.1f", (t / hz * 1000) / (n / 1000) }'; }
+cpu_guest=$(per_1k $((ticks_after - ticks_before)) "${requests[portcullis_guest]}")
+cpu_auth=$(per_1k $((ticks_auth - ticks_after)) "${requests[portcullis_auth]}")
 
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per target"
 printf "%-20s %12s %10s %10s\n" target "requests/s" "p50 (us)" "p99 (us)"
-for name in direct nginx portcullis_guest; do
+for name in direct nginx portcullis_guest portcullis_auth; do
   printf "%-20s %12.0f %10.0f %10.0f\n" "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}"
 done
-awk -v a="${rps[portcullis_guest]}" -v b="${rps[nginx]}" -v c="${p99[portcullis_guest]}" -v d="${p99[nginx]}" \
-  'BEGIN { printf "portcullis/nginx: requests/s %.2fx, p99 %.2fx\n", a / b, c / d }'
-echo "portcullis: peak RSS $((peak_rss_kib / 1024)) MiB, CPU ${cpu_ms_per_1k} ms per 1,000 requests"
+for name in portcullis_guest portcullis_auth; do
+  awk -v n="$name" -v a="${rps[$name]}" -v b="${rps[nginx]}" -v c="${p99[$name]}" -v d="${p99[nginx]}" \
+    'BEGIN { printf "%s/nginx: requests/s %.2fx, p99 %.2fx\n", n, a / b, c / d }'
+done
+echo "portcullis: peak RSS $((peak_rss_kib / 1024)) MiB; CPU per 1,000 requests: guest ${cpu_guest} ms, authenticated ${cpu_auth} ms"
