@@ -41,8 +41,8 @@ fn repo() -> PathBuf {
 }
 
 fn artifacts(test: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| repo().join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
     let dir = target.join("browser-artifacts").join(test);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -162,7 +162,10 @@ impl Driver {
         let what = command.to_string();
         let timeout = command["timeout_ms"].as_u64().unwrap_or(30_000);
         writeln!(self.stdin, "{command}").expect("write to the driver");
-        let answer = self.read_answer(Duration::from_millis(timeout) + Duration::from_secs(30), &what);
+        let answer = self.read_answer(
+            Duration::from_millis(timeout) + Duration::from_secs(30),
+            &what,
+        );
         if answer["ok"] != true {
             panic!(
                 "browser step failed: {what}\nerror: {}\nscreenshot: {}\nurl: {}\npage text:\n{}\n{}",
@@ -349,7 +352,10 @@ fn basic_login_form_in_chromium_reaches_the_upstream_and_a_refused_user_sees_the
     assert_eq!(denied["title"], "403 Access denied", "{denied}");
     assert_eq!(path_of(&denied), "/app/home");
     browser.screenshot("04-dave-denied");
-    eprintln!("basic auth in chromium: {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "basic auth in chromium: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// After a wrong password the login form is shown again; the right password must still lead to
@@ -406,13 +412,23 @@ fn panel_scene(artifacts: &Path) -> PanelScene {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(example.join("gateway.yaml"), dir.path().join("gateway.yaml")).unwrap();
+    std::fs::copy(
+        example.join("gateway.yaml"),
+        dir.path().join("gateway.yaml"),
+    )
+    .unwrap();
     std::fs::create_dir(dir.path().join("policies")).unwrap();
     let policy = std::fs::read_to_string(example.join("policies/panel.yaml")).unwrap();
-    assert!(policy.contains("http://127.0.0.1:5006"), "the example policy's upstream moved");
+    assert!(
+        policy.contains("http://127.0.0.1:5006"),
+        "the example policy's upstream moved"
+    );
     std::fs::write(
         dir.path().join("policies/panel.yaml"),
-        policy.replace("http://127.0.0.1:5006", &format!("http://127.0.0.1:{panel_port}")),
+        policy.replace(
+            "http://127.0.0.1:5006",
+            &format!("http://127.0.0.1:{panel_port}"),
+        ),
     )
     .unwrap();
     let keygen = Command::new(env!("CARGO_BIN_EXE_portcullis"))
@@ -420,7 +436,11 @@ fn panel_scene(artifacts: &Path) -> PanelScene {
         .arg(dir.path().join("keys"))
         .output()
         .unwrap();
-    assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
+    assert!(
+        keygen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
     let issuer = idp.issuer();
     let gateway = GatewayProcess::spawn(
         dir,
@@ -471,7 +491,10 @@ fn panel_app_behind_the_gateway_in_chromium_end_to_end() {
     let provider_form = browser.goto(&app);
     assert_page(&provider_form, 200, &["Sign in"], gateway);
     assert!(
-        provider_form["url"].as_str().unwrap().starts_with(&format!("{issuer}/interaction/")),
+        provider_form["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{issuer}/interaction/")),
         "an anonymous visitor is sent to the provider: {provider_form}"
     );
     let denied = browser.submit(json!({"login": "bob", "password": "bob-password"}));
@@ -494,8 +517,16 @@ fn panel_app_behind_the_gateway_in_chromium_end_to_end() {
     assert_page(&landed, 200, &["Sales dashboard"], gateway);
     assert_eq!(landed["url"], app.as_str());
     let shown = browser.wait_text("Signed in as alice@example.com", 45_000);
-    for expected in ["admins, analysts", "rights\nread", "route\npanel\n", "signed in with\ncompany"] {
-        assert!(shown.contains(expected), "the dashboard shows {expected:?}:\n{shown}");
+    for expected in [
+        "admins, analysts",
+        "rights\nread",
+        "route\npanel\n",
+        "signed in with\ncompany",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "the dashboard shows {expected:?}:\n{shown}"
+        );
     }
     assert!(!shown.contains("Access refused"), "{shown}");
     browser.screenshot("03-alice-dashboard");
@@ -505,9 +536,11 @@ fn panel_app_behind_the_gateway_in_chromium_end_to_end() {
     browser.wait_text("Server round trips: 1", 20_000);
     let sockets = browser.sockets();
     assert!(
-        sockets.iter().any(|s| s["url"] == format!("ws://{}/panel/app/ws", gateway.addr)
-            && s["opened"] == true
-            && s["closed"] == false),
+        sockets.iter().any(
+            |s| s["url"] == format!("ws://{}/panel/app/ws", gateway.addr)
+                && s["opened"] == true
+                && s["closed"] == false
+        ),
         "one open Bokeh socket through the gateway: {sockets:?}"
     );
 
@@ -526,7 +559,12 @@ fn panel_app_behind_the_gateway_in_chromium_end_to_end() {
     let read = ["read".to_string()];
     let valid = minter.mint(&alice(), "panel", &read).unwrap();
     let expired = minter
-        .mint_at(&alice(), "panel", &read, SystemTime::now() - Duration::from_secs(3600))
+        .mint_at(
+            &alice(),
+            "panel",
+            &read,
+            SystemTime::now() - Duration::from_secs(3600),
+        )
         .unwrap();
     let mut tampered = valid.clone().into_bytes();
     let at = tampered.len() / 2;
@@ -579,16 +617,21 @@ fn panel_app_behind_the_gateway_in_chromium_end_to_end() {
         edited.elapsed().as_secs_f64() * 1000.0
     );
     assert_eq!(
-        socket["code"], 1008,
+        socket["code"],
+        1008,
         "the policy edit closes the socket with 1008: {closed}\n{}",
         tail(&gateway.stderr, 40)
     );
     assert!(
-        socket["reason"].as_str().unwrap_or_default().contains("alice left the company")
-            || socket["reason"].as_str().unwrap_or_default().contains("denied"),
-        "{socket}"
+        socket["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("denied"),
+        "the close reason says why: {socket}"
     );
-    browser.screenshot("06-socket-closed");
+    // The app tells the user (Panel's disconnect notification) instead of going stale.
+    browser.wait_text("Disconnected: your access changed", 10_000);
+    browser.run(json!({"cmd": "screenshot", "name": "06-socket-closed", "settle_ms": 1000}));
 
     // The next page load is denied.
     let after = browser.goto(&app);

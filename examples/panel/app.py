@@ -138,7 +138,12 @@ def page(
     return pn.Column(*parts)
 
 
-pn.extension()
+# The gateway closes the socket (code 1008) when a policy change takes this user's access
+# away; say so instead of leaving a page that silently stopped updating.
+pn.extension(
+    notifications=True,
+    disconnect_notification="Disconnected: your access changed or the session ended. Reload the page.",
+)
 
 if __name__.startswith("bokeh_app") or __name__ == "__main__":
     page("Sales dashboard", ROUTE, "read").servable(title="Sales dashboard")

@@ -12,7 +12,7 @@
 //   wait_text {text, timeout_ms}     wait until the page shows text (shadow DOM included)
 //   click {text}                     click the button with this text
 //   set_headers {headers}            extra request headers for this page's requests
-//   screenshot {name}                save DIR/name.png
+//   screenshot {name, settle_ms}     save DIR/name.png (after settle_ms)
 //   websockets                       the page's WebSockets: url, open, close code and reason
 //   wait_ws_close {url_contains, timeout_ms}   wait until such a socket closes; its code
 //   quit
@@ -171,7 +171,8 @@ const commands = {
     await page.setExtraHTTPHeaders(headers);
     return {};
   },
-  async screenshot({ name }) {
+  async screenshot({ name, settle_ms = 0 }) {
+    if (settle_ms) await page.waitForTimeout(settle_ms); // let a notification finish sliding in
     const file = path.join(artifacts, `${name}.png`);
     await page.screenshot({ path: file, fullPage: true });
     return { path: file };
