@@ -9,6 +9,16 @@ if [ -f tests/oidc/package-lock.json ]; then
   (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# Headless Chromium and playwright-core for the real-browser tests (tests/browser.rs).
+if ! command -v chromium >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium
+fi
+if [ -f tests/browser/package-lock.json ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # Python packages for the downstream verification example (biscuit-python) and Panel.
 if [ -f requirements-test.txt ]; then
   [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -5,4 +5,5 @@ pub mod browser;
 pub mod gateway;
 pub mod http;
 pub mod oidc;
+pub mod panel;
 pub mod upstream;
