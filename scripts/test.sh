@@ -22,7 +22,7 @@ fi
 # Python packages for the downstream verification example (biscuit-python) and Panel.
 if [ -f requirements-test.txt ]; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
   export PORTCULLIS_PYTHON="$PWD/.venv/bin/python"
 fi
 

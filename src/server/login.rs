@@ -76,17 +76,20 @@ async fn start(shared: &Shared, ctx: &RequestContext, parts: &Parts) -> Response
             "No login method is configured on this gateway.",
         );
     }
-    login_page(shared, ctx, parts, StatusCode::OK, None)
+    let rd = requested_redirect(shared, parts);
+    login_page(shared, ctx, parts, &rd, StatusCode::OK, None)
 }
 
+/// The login page; `rd` is where a successful login goes (already checked to be safe).
 fn login_page(
     shared: &Shared,
     ctx: &RequestContext,
     parts: &Parts,
+    rd: &str,
     status: StatusCode,
     error: Option<String>,
 ) -> Response<Body> {
-    let rd = requested_redirect(shared, parts).unwrap_or_else(|| "/".into());
+    let rd = rd.to_string();
     let encoded_rd =
         percent_encoding::utf8_percent_encode(&rd, percent_encoding::NON_ALPHANUMERIC).to_string();
     let providers = shared
@@ -181,6 +184,11 @@ async fn basic_form(
         }
     };
     let fields = Form::parse(&form);
+    // A refused attempt shows the form again, still pointing where the user was going.
+    let rd = fields
+        .get("rd")
+        .and_then(|rd| safe_redirect(rd, shared.public_host(), &[]))
+        .unwrap_or_else(|| "/".into());
     if basic
         .check_csrf(&parts.headers, fields.get(CSRF_FIELD))
         .is_err()
@@ -189,14 +197,11 @@ async fn basic_form(
             shared,
             ctx,
             parts,
+            &rd,
             StatusCode::FORBIDDEN,
             Some("The form expired. Please try again.".into()),
         );
     }
-    let rd = fields
-        .get("rd")
-        .and_then(|rd| safe_redirect(rd, shared.public_host(), &[]))
-        .unwrap_or_else(|| "/".into());
     let username = fields.get("username").unwrap_or_default();
     let password = fields.get("password").unwrap_or_default();
     match basic.authenticate(username, password, ctx.peer.ip()).await {
@@ -222,7 +227,7 @@ async fn basic_form(
                 }
             }
         }
-        Err(err) => auth_failure(shared, ctx, parts, &err),
+        Err(err) => auth_failure(shared, ctx, parts, &rd, &err),
     }
 }
 
@@ -230,6 +235,7 @@ fn auth_failure(
     shared: &Shared,
     ctx: &RequestContext,
     parts: &Parts,
+    rd: &str,
     err: &AuthError,
 ) -> Response<Body> {
     let status = err.status();
@@ -238,6 +244,7 @@ fn auth_failure(
             shared,
             ctx,
             parts,
+            rd,
             status,
             Some("Wrong username or password.".into()),
         )
@@ -280,10 +287,11 @@ async fn logout(shared: &Shared, ctx: &RequestContext, parts: &Parts) -> Respons
     response
 }
 
-/// The `rd` a login should return to, if it is safe.
-fn requested_redirect(shared: &Shared, parts: &Parts) -> Option<String> {
-    let rd = query_value(parts, "rd")?;
-    safe_redirect(&rd, shared.public_host(), &[])
+/// The `rd` a login should return to: the query's, if it is safe, else `/`.
+fn requested_redirect(shared: &Shared, parts: &Parts) -> String {
+    query_value(parts, "rd")
+        .and_then(|rd| safe_redirect(&rd, shared.public_host(), &[]))
+        .unwrap_or_else(|| "/".into())
 }
 
 fn login_error(shared: &Shared, ctx: &RequestContext, err: &LoginError) -> Response<Body> {
