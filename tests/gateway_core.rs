@@ -165,6 +165,29 @@ async fn paths_reach_the_upstream_in_one_canonical_form_or_are_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn absolute_form_target_overrides_a_conflicting_host_header() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "").await;
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let request = format!(
+        "GET http://{}/app/abs HTTP/1.1\r\nhost: other.example.net\r\nconnection: close\r\n\r\n",
+        gateway.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let seen = upstream.last();
+    assert_eq!(seen.path_and_query, "/app/abs");
+    assert_eq!(
+        seen.header("host"),
+        Some(&*gateway.addr.to_string()),
+        "the host the route matched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn http2_prior_knowledge_is_proxied() {
     let upstream = Upstream::start().await;
     let gateway = start(&upstream, "").await;

@@ -159,9 +159,10 @@ async fn pipeline(
     // 2 normalize
     let path = normalize(request.uri().path()).map_err(GatewayError::BadPath)?;
     let host = request_host(&request).ok_or(GatewayError::MissingHost)?;
-    // HTTP/2 carries the host in `:authority`; upstreams speak HTTP/1.1 and want `Host`.
-    if !request.headers().contains_key(header::HOST)
-        && let Some(authority) = request.uri().authority().cloned()
+    // The host the route was matched on is the host the upstream sees: HTTP/2's `:authority`
+    // and an absolute-form target both replace any `Host` the client also sent (RFC 9112 3.2.2),
+    // so a request cannot be routed by one host and served by the upstream as another.
+    if let Some(authority) = request.uri().authority()
         && let Ok(value) = HeaderValue::try_from(authority.as_str())
     {
         request.headers_mut().insert(header::HOST, value);

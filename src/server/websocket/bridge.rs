@@ -3,18 +3,56 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::registry::CloseOrder;
 
 /// How long a closing handshake may take before the connection is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Framing for both sides of a bridge. tungstenite reserves a 128 KiB read buffer per socket by
+/// default, 256 KiB a bridge; a gateway holds thousands of mostly idle sockets, so it reads in
+/// 4 KiB steps (a bigger message still arrives whole, the buffer grows while it does).
+pub fn framing() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4 * 1024)
+}
+
+/// What a burst of relayed messages ended with.
+enum Burst {
+    /// Everything ready was written; keep relaying.
+    Relayed,
+    /// The sender closed: this frame is its close.
+    Closed(Option<CloseFrame>),
+}
+
+/// Writes `first` and every message already waiting behind it, then flushes once: one write
+/// for a burst instead of one per message.
+async fn relay_burst<A, B>(
+    first: Message,
+    from: &mut WebSocketStream<A>,
+    to: &mut WebSocketStream<B>,
+) -> Result<Burst, WsError>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    to.feed(first).await?;
+    while let Some(Some(Ok(next))) = from.next().now_or_never() {
+        if let Message::Close(frame) = next {
+            to.flush().await?;
+            return Ok(Burst::Closed(frame));
+        }
+        to.feed(next).await?;
+    }
+    to.flush().await?;
+    Ok(Burst::Relayed)
+}
 
 /// Relays text, binary, ping, pong and close in both directions.
 pub async fn relay<C, U>(
@@ -33,12 +71,18 @@ pub async fn relay<C, U>(
                     finish(&mut client, &mut upstream).await;
                     return;
                 }
-                Some(Ok(message)) => {
-                    if upstream.send(message).await.is_err() {
+                Some(Ok(message)) => match relay_burst(message, &mut client, &mut upstream).await {
+                    Ok(Burst::Relayed) => {}
+                    Ok(Burst::Closed(frame)) => {
+                        let _ = upstream.send(Message::Close(frame)).await;
+                        finish(&mut client, &mut upstream).await;
+                        return;
+                    }
+                    Err(_) => {
                         let _ = client.close(Some(going_away("upstream connection lost"))).await;
                         return;
                     }
-                }
+                },
                 Some(Err(_)) | None => {
                     let _ = upstream.close(None).await;
                     return;
@@ -50,12 +94,18 @@ pub async fn relay<C, U>(
                     finish(&mut upstream, &mut client).await;
                     return;
                 }
-                Some(Ok(message)) => {
-                    if client.send(message).await.is_err() {
+                Some(Ok(message)) => match relay_burst(message, &mut upstream, &mut client).await {
+                    Ok(Burst::Relayed) => {}
+                    Ok(Burst::Closed(frame)) => {
+                        let _ = client.send(Message::Close(frame)).await;
+                        finish(&mut upstream, &mut client).await;
+                        return;
+                    }
+                    Err(_) => {
                         let _ = upstream.close(None).await;
                         return;
                     }
-                }
+                },
                 Some(Err(_)) | None => {
                     let _ = client.close(Some(going_away("upstream connection lost"))).await;
                     return;

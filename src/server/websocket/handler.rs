@@ -58,7 +58,8 @@ pub async fn handle(
                 return;
             }
         };
-        let client = WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
+        let client =
+            WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(bridge::framing())).await;
         let orders = registration.close_orders.clone();
         match upstream_socket {
             Some(upstream) => bridge::relay(client, *upstream, orders).await,
@@ -140,7 +141,7 @@ async fn connect(
 
     let attempt = tokio::time::timeout(
         config.response_timeout,
-        tokio_tungstenite::client_async_with_config(handshake, tcp, None),
+        tokio_tungstenite::client_async_with_config(handshake, tcp, Some(bridge::framing())),
     )
     .await
     .map_err(|_| GatewayError::UpstreamTimeout)?;
