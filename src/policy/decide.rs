@@ -125,15 +125,7 @@ impl PolicySet {
                     Eval::NoMatch(why) => trace.note(rule, StepResult::NotMatched, || {
                         format!("`{why}` does not hold")
                     }),
-                    Eval::Error(e) => {
-                        trace.note(rule, StepResult::Error, || e.clone());
-                        return Decision::new(
-                            Outcome::Deny,
-                            Some(route),
-                            Some(&rule.name),
-                            format!("error evaluating rule: {e}"),
-                        );
-                    }
+                    Eval::Error(e) => return evaluation_failed(&mut trace, route, rule, e),
                 }
             }
         }
@@ -171,15 +163,7 @@ impl PolicySet {
                         Eval::NoMatch(why) => trace.note(rule, StepResult::NotMatched, || {
                             format!("`{why}` does not hold")
                         }),
-                        Eval::Error(e) => {
-                            trace.note(rule, StepResult::Error, || e.clone());
-                            return Decision::new(
-                                Outcome::Deny,
-                                Some(route),
-                                Some(&rule.name),
-                                format!("error evaluating rule: {e}"),
-                            );
-                        }
+                        Eval::Error(e) => return evaluation_failed(&mut trace, route, rule, e),
                     }
                     continue;
                 }
@@ -191,15 +175,7 @@ impl PolicySet {
                     Eval::NoMatch(why) => trace.note(rule, StepResult::NotMatched, || {
                         format!("`{why}` does not hold")
                     }),
-                    Eval::Error(e) => {
-                        trace.note(rule, StepResult::Error, || e.clone());
-                        return Decision::new(
-                            Outcome::Deny,
-                            Some(route),
-                            Some(&rule.name),
-                            format!("error evaluating rule: {e}"),
-                        );
-                    }
+                    Eval::Error(e) => return evaluation_failed(&mut trace, route, rule, e),
                 }
             }
         }
@@ -286,6 +262,22 @@ impl<'a> UserFacts<'a> {
             })
             .as_deref()
     }
+}
+
+/// Fail closed: a rule that cannot be evaluated denies, naming itself and the error.
+fn evaluation_failed(
+    trace: &mut Trace<'_>,
+    route: &Arc<Route>,
+    rule: &Rule,
+    error: String,
+) -> Decision {
+    trace.note(rule, StepResult::Error, || error.clone());
+    Decision::new(
+        Outcome::Deny,
+        Some(route),
+        Some(&rule.name),
+        format!("error evaluating rule: {error}"),
+    )
 }
 
 /// The rule's conditions against a (possibly absent) user; cheap checks first, CEL last.
