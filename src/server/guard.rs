@@ -201,13 +201,19 @@ async fn pipeline(
         decision = decide(shared, &snapshot.set, caller.identity(), &info);
     }
     log_decision(ctx, &info, &decision);
-    ctx.path = Some(info.path.clone());
+    // Path and subject only feed the decision log: copy them only when it is on.
+    let logging = shared.decision_log.is_enabled();
+    if logging {
+        ctx.path = Some(info.path.clone());
+    }
     ctx.decided = Some(Decided {
         outcome: decision.outcome,
         route: decision.route.as_ref().map(|route| route.name.clone()),
         rule: decision.rule.clone(),
         reason: decision.reason.clone(),
-        subject: caller.identity().map(|user| user.subject.clone()),
+        subject: logging
+            .then(|| caller.identity().map(|user| user.subject.clone()))
+            .flatten(),
     });
 
     // 6 respond
