@@ -19,6 +19,13 @@ if [ -f tests/browser/package-lock.json ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# PAM headers for the optional `pam` feature, whose tests use PAM service files of their own.
+if ! dpkg -s libpam0g-dev >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq libpam0g-dev
+fi
+
 # Python packages for the downstream verification example (biscuit-python) and Panel.
 if [ -f requirements-test.txt ]; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
@@ -31,3 +38,5 @@ cargo clippy --all-targets --locked -- -D warnings
 # The downstream verifier builds on its own, without the gateway.
 cargo test --locked --no-default-features --features verify --lib
 cargo test --locked
+# Basic auth through PAM (optional feature): real service files, a real system account.
+cargo test --locked --features pam --lib identity::basic
