@@ -65,6 +65,16 @@ routes:
     }
 }
 
+/// A browser in which alice has logged in and reached `/app/page`.
+async fn alice_logged_in(setup: &Setup) -> Browser {
+    let mut browser = Browser::new();
+    let page = browser
+        .login_through(&setup.base, "/app/page", "alice")
+        .await;
+    assert_eq!(page.status(), StatusCode::OK, "{}", setup.gateway.logs());
+    browser
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn allowed_user_logs_in_and_the_upstream_learns_who_it_is() {
     let setup = setup().await;
@@ -157,14 +167,7 @@ async fn api_calls_and_websockets_without_a_session_get_401_with_the_login_url()
 #[tokio::test(flavor = "multi_thread")]
 async fn tampered_session_cookie_is_no_session() {
     let setup = setup().await;
-    let mut browser = Browser::new();
-    assert_eq!(
-        browser
-            .login_through(&setup.base, "/app/page", "alice")
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    let mut browser = alice_logged_in(&setup).await;
     let sealed = browser
         .jar
         .get("_portcullis")
@@ -196,14 +199,7 @@ async fn tampered_session_cookie_is_no_session() {
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_clears_the_session_and_ends_it_at_the_provider() {
     let setup = setup().await;
-    let mut browser = Browser::new();
-    assert_eq!(
-        browser
-            .login_through(&setup.base, "/app/page", "alice")
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    let mut browser = alice_logged_in(&setup).await;
     let logout = browser
         .get(&format!("{}/oauth2/logout", setup.base), HTML)
         .await;
