@@ -1,16 +1,16 @@
 //! A real `oidc-provider` (npm) process on 127.0.0.1 for integration tests.
 //!
 //! Runs `npm ci` in `tests/oidc` once if `node_modules` is missing, starts
-//! `node tests/oidc/provider.js` on a free port, waits until discovery answers, and kills the
-//! process on drop. See `tests/oidc/provider.js` for the users, client and admin endpoints.
+//! `node tests/oidc/provider.js` on a port the provider picks itself (so no other test can take
+//! it in between), waits until discovery answers, and kills the process on drop. See `tests/oidc/provider.js` for the users, client and admin endpoints.
 #![allow(dead_code)] // shared by several test binaries; each uses a part
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, mpsc};
+use std::time::Duration;
 
 pub const CLIENT_ID: &str = "portcullis";
 pub const CLIENT_SECRET: &str = "portcullis-test-secret";
@@ -57,8 +57,6 @@ pub fn free_port() -> u16 {
 pub struct OidcProvider {
     child: Option<Child>,
     pub port: u16,
-    redirect_uri: String,
-    access_token_ttl: u64,
 }
 
 impl OidcProvider {
@@ -66,55 +64,31 @@ impl OidcProvider {
     /// `access_token_ttl` seconds.
     pub fn start(redirect_uri: &str, access_token_ttl: u64) -> OidcProvider {
         ensure_node_modules();
-        let mut provider = OidcProvider {
-            child: None,
-            port: free_port(),
-            redirect_uri: redirect_uri.to_owned(),
-            access_token_ttl,
+        let mut child = Command::new("node")
+            .arg(provider_dir().join("provider.js"))
+            .env("PORT", "0")
+            .env("REDIRECT_URI", redirect_uri)
+            .env("CLIENT_ID", CLIENT_ID)
+            .env("CLIENT_SECRET", CLIENT_SECRET)
+            .env("ACCESS_TOKEN_TTL", access_token_ttl.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node is needed to run tests/oidc/provider.js");
+        let port = listening_port(&mut child);
+        let provider = OidcProvider {
+            child: Some(child),
+            port,
         };
-        provider.spawn();
+        assert!(
+            discovery_answers(port),
+            "oidc-provider on {port} serves no discovery"
+        );
         provider
     }
 
     pub fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("node")
-            .arg(provider_dir().join("provider.js"))
-            .env("PORT", self.port.to_string())
-            .env("REDIRECT_URI", &self.redirect_uri)
-            .env("CLIENT_ID", CLIENT_ID)
-            .env("CLIENT_SECRET", CLIENT_SECRET)
-            .env("ACCESS_TOKEN_TTL", self.access_token_ttl.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node is needed to run tests/oidc/provider.js");
-        self.child = Some(child);
-        self.wait_for_discovery();
-    }
-
-    fn wait_for_discovery(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("oidc-provider exited early: {status}");
-            }
-            if discovery_answers(self.port) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "oidc-provider on port {} did not answer discovery within 30 s",
-            self.port
-        );
     }
 
     /// Stops the process (the port goes dark: "provider down").
@@ -125,11 +99,32 @@ impl OidcProvider {
         }
     }
 
-    /// Restarts on the same port with a freshly generated signing key (new `kid`); all provider
-    /// state (sessions, grants, tokens) is gone.
+    /// Rotates the provider's signing key (new `kid`) as a restart would, on the same port: all
+    /// provider state (sessions, grants, tokens) is gone.
     pub fn restart(&mut self) {
-        self.stop();
-        self.spawn();
+        let response = post(self.port, "/__admin/rotate");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+}
+
+/// Reads the port from the provider's `listening on http://127.0.0.1:PORT` line.
+fn listening_port(child: &mut Child) -> u16 {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let port = lines.by_ref().map_while(Result::ok).find_map(|line| {
+            let rest = line.split("listening on http://127.0.0.1:").nth(1)?;
+            rest.split_whitespace().next()?.parse::<u16>().ok()
+        });
+        let _ = sender.send(port);
+        // Keep draining so the provider never blocks on a full pipe.
+        lines.for_each(drop);
+    });
+    match receiver.recv_timeout(Duration::from_secs(30)) {
+        Ok(Some(port)) => port,
+        Ok(None) => panic!("oidc-provider exited early: {:?}", child.wait()),
+        Err(_) => panic!("oidc-provider did not start listening within 30 s"),
     }
 }
 
@@ -140,18 +135,27 @@ impl Drop for OidcProvider {
 }
 
 fn discovery_answers(port: u16) -> bool {
+    request(port, "GET", "/.well-known/openid-configuration").starts_with("HTTP/1.1 200")
+}
+
+fn post(port: u16, path: &str) -> String {
+    request(port, "POST", path)
+}
+
+/// One `Connection: close` request; the response as text (empty when the provider is down).
+fn request(port: u16, method: &str, path: &str) -> String {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
+        return String::new();
     };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let request = format!(
-        "GET /.well-known/openid-configuration HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
+    let mut response = String::new();
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let _ = stream.read_to_string(&mut response);
     }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+    response
 }
 
 impl OidcProvider {
