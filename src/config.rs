@@ -45,6 +45,8 @@ pub struct Config {
     pub decision_log: DecisionLogConfig,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// Threads serving connections, each with its own event loop and upstream pool.
+    pub workers: usize,
 }
 
 /// `tls:` — certificate chain and private key, PEM files.
@@ -115,6 +117,7 @@ struct RawConfig {
     decision_log: DecisionLogConfig,
     #[serde(default, with = "humantime_serde")]
     shutdown_grace: Option<Duration>,
+    workers: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +199,7 @@ impl Config {
             metrics_listen: None,
             decision_log: DecisionLogConfig::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            workers: default_workers(),
         }
     }
 
@@ -247,6 +251,12 @@ impl Config {
 }
 
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+const MAX_WORKERS: usize = 256;
+
+/// One worker per CPU core the process may run on.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get())
+}
 
 /// Collects every validation error before giving up, so an operator fixes them in one pass.
 struct Validator<'a> {
@@ -409,6 +419,17 @@ impl<'a> Validator<'a> {
             .as_ref()
             .and_then(|at| self.socket_addr(at, &at.value, "metrics_listen"));
 
+        let workers = match &raw.workers {
+            None => default_workers(),
+            Some(at) if (1..=MAX_WORKERS).contains(&at.value) => at.value,
+            Some(at) => {
+                let message = format!("{} workers is out of range", at.value);
+                let hint = format!("use 1 to {MAX_WORKERS}, or leave it out for one per CPU core");
+                self.error(at, "workers", message, &hint);
+                0
+            }
+        };
+
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
@@ -429,6 +450,7 @@ impl<'a> Validator<'a> {
             metrics_listen,
             decision_log: raw.decision_log,
             shutdown_grace: raw.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+            workers,
         })
     }
 }
@@ -532,6 +554,18 @@ mod tests {
         assert_eq!(config.public_url.as_str(), "http://127.0.0.1:9000/");
         assert_eq!(config.upstream.connect_timeout, Duration::from_secs(5));
         assert_eq!(config.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+        assert_eq!(config.workers, default_workers());
+    }
+
+    #[test]
+    fn workers_are_counted_and_bounded() {
+        assert_eq!(parse("workers: 3\n").unwrap().workers, 3);
+        for bad in ["workers: 0\n", "workers: 100000\n"] {
+            let errors = parse(bad).unwrap_err().0;
+            assert_eq!(errors.len(), 1, "{bad}");
+            assert_eq!(errors[0].key, "workers");
+            assert_eq!(errors[0].line, 1);
+        }
     }
 
     #[test]

@@ -10,13 +10,13 @@ use anyhow::Context;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::guard;
+use super::guard::{self, ConnectionContext};
 use super::headers::IdentityHeaderStripper;
 use super::meters::Meters;
 use super::proxy::UpstreamClient;
@@ -115,7 +115,6 @@ impl Gateway {
             pages,
             decision_log,
             metrics: main_listener_metrics,
-            upstream: UpstreamClient::new(&config.upstream)?,
             websockets: Arc::new(WsRegistry::default()),
             tasks: TaskTracker::new(),
             strip,
@@ -146,6 +145,11 @@ impl Gateway {
 
     /// Serves until `shutdown` resolves, then stops accepting, closes WebSockets with 1001 and
     /// lets in-flight requests finish within the configured grace period.
+    ///
+    /// Connections are served by `config.workers` threads, each running its own single-threaded
+    /// event loop with its own upstream connection pool, all accepting from the same listening
+    /// sockets: a request never hops threads and pools are never contended. This task (the
+    /// caller's runtime) keeps the background work: policy re-checks, metrics, shutdown.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Gateway {
             shared,
@@ -154,53 +158,130 @@ impl Gateway {
             metrics,
             watches: _watches,
         } = self;
-        let graceful = GracefulShutdown::new();
         let recheck = tokio::spawn(recheck_websockets_on_reload(shared.clone()));
         let metrics_server =
             metrics.map(|(listener, handle)| tokio::spawn(serve_metrics(listener, handle)));
 
-        let accepting = futures_util::future::join_all(
-            listeners
-                .into_iter()
-                .map(|listener| accept_loop(listener, shared.clone(), tls.clone(), &graceful)),
-        );
-        tokio::select! {
-            _ = accepting => {}
-            _ = shutdown => {}
+        let listeners = listeners
+            .into_iter()
+            .map(TcpListener::into_std)
+            .collect::<std::io::Result<Vec<_>>>()
+            .context("cannot hand the listening sockets to the workers")?;
+        let lifecycle = Lifecycle::default();
+        let mut workers = Vec::with_capacity(shared.config.workers);
+        for index in 0..shared.config.workers {
+            let worker = Worker {
+                upstream: UpstreamClient::new(&shared.config.upstream)?,
+                shared: shared.clone(),
+                tls: tls.clone(),
+                lifecycle: lifecycle.clone(),
+            };
+            let listeners = listeners
+                .iter()
+                .map(std::net::TcpListener::try_clone)
+                .collect::<std::io::Result<Vec<_>>>()
+                .context("cannot share a listening socket with a worker")?;
+            let thread = std::thread::Builder::new()
+                .name(format!("portcullis-worker-{index}"))
+                .spawn(move || worker.run(listeners))
+                .context("cannot start a worker thread")?;
+            workers.push(thread);
         }
+        drop(listeners);
+
+        shutdown.await;
         tracing::info!(grace = ?shared.config.shutdown_grace, "shutting down: draining in-flight requests");
+        lifecycle.draining.cancel();
         recheck.abort();
         if let Some(server) = metrics_server {
             server.abort();
         }
         shared.websockets.close_all(1001, "gateway shutting down");
         shared.tasks.close();
+        lifecycle.connections.close();
         let drained = tokio::time::timeout(shared.config.shutdown_grace, async {
-            graceful.shutdown().await;
+            lifecycle.connections.wait().await;
             shared.tasks.wait().await;
         })
         .await;
         if drained.is_err() {
             tracing::warn!("grace period over: dropping the connections still open");
         }
+        lifecycle.stopped.cancel();
+        tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                if worker.join().is_err() {
+                    tracing::error!("a worker thread panicked");
+                }
+            }
+        })
+        .await
+        .context("cannot wait for the worker threads")?;
         Ok(())
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// Shutdown signals and the live connections, shared by the workers and the main task.
+#[derive(Clone, Default)]
+struct Lifecycle {
+    /// Stop accepting; open connections finish their in-flight request and close.
+    draining: CancellationToken,
+    /// Drained or out of time: workers end their event loops, dropping whatever is left.
+    stopped: CancellationToken,
+    connections: TaskTracker,
+}
+
+/// One serving thread: its own event loop, upstream pool and accept loops.
+struct Worker {
     shared: Arc<Shared>,
+    upstream: UpstreamClient,
     tls: Option<TlsAcceptor>,
-    graceful: &GracefulShutdown,
-) {
-    let scheme = if tls.is_some() {
+    lifecycle: Lifecycle,
+}
+
+impl Worker {
+    fn run(self, listeners: Vec<std::net::TcpListener>) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot start a worker's event loop");
+                return;
+            }
+        };
+        let stopped = self.lifecycle.stopped.clone();
+        runtime.block_on(async move {
+            let worker = Arc::new(self);
+            for listener in listeners {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        tokio::spawn(accept_loop(listener, worker.clone()));
+                    }
+                    Err(err) => tracing::error!(error = %err, "a worker cannot accept"),
+                }
+            }
+            stopped.cancelled().await;
+        });
+    }
+}
+
+async fn accept_loop(listener: TcpListener, worker: Arc<Worker>) {
+    let scheme = if worker.tls.is_some() {
         Scheme::Https
     } else {
         Scheme::Http
     };
+    let draining = worker.lifecycle.draining.clone();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = draining.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(err) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(error = %err, "accept failed");
@@ -209,17 +290,20 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let tls = tls.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        let connection = Arc::new(ConnectionContext::new(
+            &worker.shared,
+            worker.upstream.clone(),
+            peer,
+            scheme,
+        ));
+        let tls = worker.tls.clone();
+        let draining = draining.clone();
+        worker.lifecycle.connections.spawn(async move {
             match tls {
-                None => serve_connection(stream, peer, scheme, shared, watcher).await,
+                None => serve_connection(stream, connection, draining).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            serve_connection(stream, peer, scheme, shared, watcher).await
-                        }
+                        Ok(Ok(stream)) => serve_connection(stream, connection, draining).await,
                         Ok(Err(err)) => {
                             tracing::debug!(%peer, error = %err, "TLS handshake failed")
                         }
@@ -233,21 +317,29 @@ async fn accept_loop(
 
 async fn serve_connection<S>(
     stream: S,
-    peer: SocketAddr,
-    scheme: Scheme,
-    shared: Arc<Shared>,
-    watcher: Watcher,
+    connection: Arc<ConnectionContext>,
+    draining: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |request| guard::handle(shared.clone(), peer, scheme, request));
+    let peer = connection.peer.ip;
+    let service = service_fn(move |request| guard::handle(connection.clone(), request));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    if let Err(err) = watcher.watch(connection.into_owned()).await {
+    let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(serving);
+    let result = tokio::select! {
+        result = serving.as_mut() => result,
+        _ = draining.cancelled() => {
+            // Finish the request in flight (and its response), then close.
+            serving.as_mut().graceful_shutdown();
+            serving.await
+        }
+    };
+    if let Err(err) = result {
         tracing::debug!(%peer, error = %err, "connection ended with an error");
     }
 }

@@ -30,10 +30,12 @@ use super::body::Body;
 use super::caller::Caller;
 use super::endpoints;
 use super::error::GatewayError;
-use super::headers::{ForwardedFacts, remove_hop_by_hop, retain_cookies, set_forwarded};
+use super::headers::{
+    ForwardedFacts, ForwardedPeer, remove_hop_by_hop, retain_cookies, set_forwarded,
+};
 use super::login;
 use super::path::normalize;
-use super::proxy::{prepare_request, upstream_uri};
+use super::proxy::{UpstreamClient, prepare_request, upstream_uri};
 use super::respond;
 use super::state::Shared;
 use super::websocket::{self, is_upgrade};
@@ -71,17 +73,44 @@ pub struct Decided {
     pub subject: Option<String>,
 }
 
+/// What every request on one client connection shares, worked out once when it is accepted.
+pub struct ConnectionContext {
+    pub shared: Arc<Shared>,
+    /// The serving worker's pool.
+    pub upstream: UpstreamClient,
+    pub peer: ForwardedPeer,
+    pub peer_addr: SocketAddr,
+    pub scheme: Scheme,
+}
+
+impl ConnectionContext {
+    pub fn new(
+        shared: &Arc<Shared>,
+        upstream: UpstreamClient,
+        peer_addr: SocketAddr,
+        scheme: Scheme,
+    ) -> Self {
+        let trusted = shared.is_trusted_proxy(peer_addr.ip());
+        ConnectionContext {
+            shared: shared.clone(),
+            upstream,
+            peer: ForwardedPeer::new(peer_addr.ip(), trusted),
+            peer_addr,
+            scheme,
+        }
+    }
+}
+
 /// Handles one request end to end; never fails at the hyper level.
 pub async fn handle(
-    shared: Arc<Shared>,
-    peer: SocketAddr,
-    scheme: Scheme,
+    connection: Arc<ConnectionContext>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    let shared = &connection.shared;
     let mut ctx = RequestContext {
         request_id: telemetry::request_id(request.headers()),
-        peer,
-        scheme,
+        peer: connection.peer_addr,
+        scheme: connection.scheme,
         started: Instant::now(),
         wants_html: wants_html(request.headers()),
         method: request.method().clone(),
@@ -91,7 +120,9 @@ pub async fn handle(
         generation: 0,
     };
     let span = telemetry::request_span(&ctx.request_id);
-    let result = pipeline(&shared, &mut ctx, request).instrument(span).await;
+    let result = pipeline(&connection, &mut ctx, request)
+        .instrument(span)
+        .await;
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
@@ -103,7 +134,7 @@ pub async fn handle(
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     login::append_cookies(response.headers_mut(), std::mem::take(&mut ctx.set_cookies));
-    record(&shared, &ctx, response.status().as_u16());
+    record(shared, &ctx, response.status().as_u16());
     Ok(response)
 }
 
@@ -146,10 +177,11 @@ fn record(shared: &Shared, ctx: &RequestContext, status: u16) {
 }
 
 async fn pipeline(
-    shared: &Shared,
+    connection: &ConnectionContext,
     ctx: &mut RequestContext,
     mut request: Request<Incoming>,
 ) -> Result<Response<Body>, GatewayError> {
+    let shared = &*connection.shared;
     // 1 strip
     let spoofed = shared.strip.strip(request.headers_mut());
     if spoofed > 0 {
@@ -218,7 +250,7 @@ async fn pipeline(
 
     // 6 respond
     match decision.outcome {
-        Outcome::Allow => allow(shared, ctx, request, info, &caller, decision).await,
+        Outcome::Allow => allow(connection, ctx, request, info, &caller, decision).await,
         Outcome::Login => Ok(login_required(ctx, &info)),
         Outcome::Deny => Err(GatewayError::Denied {
             reason: decision.reason.into_owned(),
@@ -242,13 +274,14 @@ fn decide(
 }
 
 async fn allow(
-    shared: &Shared,
+    connection: &ConnectionContext,
     ctx: &RequestContext,
     mut request: Request<Incoming>,
     mut info: RequestInfo,
     caller: &Caller,
     decision: Decision,
 ) -> Result<Response<Body>, GatewayError> {
+    let shared = &*connection.shared;
     let route = decision
         .route
         .ok_or_else(|| GatewayError::Internal("an allow decision without a route".into()))?;
@@ -267,8 +300,7 @@ async fn allow(
         upstream_headers.remove(header::AUTHORIZATION);
     }
     let forwarded = ForwardedFacts {
-        peer: ctx.peer.ip(),
-        peer_is_trusted_proxy: shared.is_trusted_proxy(ctx.peer.ip()),
+        peer: &connection.peer,
         scheme: ctx.scheme.as_str(),
         host: &info.host,
     };
@@ -316,7 +348,7 @@ async fn allow(
             let uri = upstream_uri(base, &info.path, info.query.as_deref())?;
             prepare_request(&mut request, uri);
             let started = Instant::now();
-            let result = shared.upstream.forward(request).await;
+            let result = connection.upstream.forward(request).await;
             shared
                 .meters
                 .upstream(&route.name)

@@ -76,11 +76,13 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Most requests carry none: look before hashing every name.
-    let any = headers
+    // One pass over the names; most messages carry none, or only `Connection: keep-alive`.
+    let mut doomed: Vec<HeaderName> = headers
         .keys()
-        .any(|name| HOP_BY_HOP.contains(name) || name == header::PROXY_AUTHENTICATE);
-    if !any {
+        .filter(|name| HOP_BY_HOP.contains(name) || *name == header::PROXY_AUTHENTICATE)
+        .cloned()
+        .collect();
+    if doomed.is_empty() {
         return;
     }
     let listed: Vec<HeaderName> = headers
@@ -90,10 +92,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|value| value.split(','))
         .filter_map(|token| HeaderName::try_from(token.trim()).ok())
         .collect();
-    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+    doomed.extend(listed);
+    for name in doomed {
         headers.remove(name);
     }
-    headers.remove(header::PROXY_AUTHENTICATE);
 }
 
 /// Keeps only the cookies for which `keep(name)` holds, rewriting `Cookie` as one header.
@@ -119,11 +121,30 @@ pub fn retain_cookies(headers: &mut HeaderMap, keep: impl Fn(&str) -> bool) {
     }
 }
 
+/// The client's address as `X-Forwarded-For` needs it, worked out once per connection.
+#[derive(Debug, Clone)]
+pub struct ForwardedPeer {
+    pub ip: IpAddr,
+    pub ip_value: HeaderValue,
+    pub is_trusted_proxy: bool,
+}
+
+impl ForwardedPeer {
+    pub fn new(ip: IpAddr, is_trusted_proxy: bool) -> Self {
+        let ip_value =
+            HeaderValue::try_from(ip.to_string()).expect("an IP address is a header value");
+        ForwardedPeer {
+            ip,
+            ip_value,
+            is_trusted_proxy,
+        }
+    }
+}
+
 /// Facts about the client connection used to set `X-Forwarded-*`.
 #[derive(Debug, Clone, Copy)]
 pub struct ForwardedFacts<'a> {
-    pub peer: IpAddr,
-    pub peer_is_trusted_proxy: bool,
+    pub peer: &'a ForwardedPeer,
     pub scheme: &'a str,
     pub host: &'a str,
 }
@@ -140,12 +161,12 @@ pub fn set_forwarded(headers: &mut HeaderMap, facts: ForwardedFacts<'_>) {
         "http"
     });
     let host = HeaderValue::try_from(facts.host).ok();
-    if facts.peer_is_trusted_proxy {
+    if facts.peer.is_trusted_proxy {
         let chain = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
-            Some(existing) => format!("{existing}, {}", facts.peer),
-            None => facts.peer.to_string(),
+            Some(existing) => HeaderValue::try_from(format!("{existing}, {}", facts.peer.ip)).ok(),
+            None => Some(facts.peer.ip_value.clone()),
         };
-        if let Ok(value) = HeaderValue::try_from(chain) {
+        if let Some(value) = chain {
             headers.insert(XFF, value);
         }
         if !headers.contains_key(&XFP) {
@@ -157,9 +178,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, facts: ForwardedFacts<'_>) {
         return;
     }
     headers.remove(header::FORWARDED);
-    if let Ok(value) = HeaderValue::try_from(facts.peer.to_string()) {
-        headers.insert(XFF, value);
-    }
+    headers.insert(XFF, facts.peer.ip_value.clone());
     headers.insert(XFP, proto);
     match host {
         Some(host) => headers.insert(XFH, host),
@@ -242,9 +261,9 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("forwarded", "for=10.0.0.1"),
         ]);
+        let peer = ForwardedPeer::new("127.0.0.9".parse().unwrap(), false);
         let facts = ForwardedFacts {
-            peer: "127.0.0.9".parse().unwrap(),
-            peer_is_trusted_proxy: false,
+            peer: &peer,
             scheme: "http",
             host: "apps.example.com",
         };
@@ -261,9 +280,9 @@ mod tests {
             ("x-forwarded-for", "203.0.113.7"),
             ("x-forwarded-proto", "https"),
         ]);
+        let peer = ForwardedPeer::new("127.0.0.2".parse().unwrap(), true);
         let facts = ForwardedFacts {
-            peer: "127.0.0.2".parse().unwrap(),
-            peer_is_trusted_proxy: true,
+            peer: &peer,
             scheme: "http",
             host: "h",
         };

@@ -7,7 +7,6 @@ use tokio_util::task::TaskTracker;
 
 use super::headers::IdentityHeaderStripper;
 use super::meters::Meters;
-use super::proxy::UpstreamClient;
 use super::websocket::WsRegistry;
 use crate::capability::{KeyStore, Minter};
 use crate::config::Config;
@@ -22,7 +21,6 @@ use crate::telemetry::DecisionLog;
 pub struct Shared {
     pub config: Config,
     pub policies: Arc<PolicyStore>,
-    pub upstream: UpstreamClient,
     pub websockets: Arc<WsRegistry>,
     /// WebSocket bridges, waited for on shutdown.
     pub tasks: TaskTracker,
