@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,6 +15,7 @@ use hyper::body::Frame;
 use support::gateway::GatewayProcess;
 use support::http::{self, get};
 use support::upstream::Upstream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -270,6 +273,67 @@ async fn upstream_down_is_502_and_slow_upstream_is_504() {
     let reply = get(&gateway.url("/app/slow?ms=2000"), &[]).await;
     assert_eq!(reply.status, 504);
     assert!(started.elapsed() < Duration::from_millis(1500));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_connections_are_pooled_per_worker() {
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "workers: 1\n").await;
+    for _ in 0..10 {
+        let reply = get(&gateway.url("/plain/x"), &[]).await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, "upstream ok 0"));
+    }
+    assert_eq!(
+        upstream.connections.load(Ordering::SeqCst),
+        1,
+        "one pooled connection serves sequential requests"
+    );
+}
+
+/// An upstream that closes every connection after one response without saying so, as an app
+/// server whose keep-alive timeout ran out does.
+async fn one_response_per_connection_upstream() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted: Arc<AtomicUsize> = Arc::default();
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nonce";
+                let _ = stream.write_all(response).await;
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pooled_connection_closed_by_the_upstream_is_replaced() {
+    let (url, accepted) = one_response_per_connection_upstream().await;
+    let policy = format!(
+        "routes:\n  - name: once\n    match: {{ path: \"/**\" }}\n    upstream: {url}\n    rules:\n      - name: everyone\n        guest: true\n"
+    );
+    let gateway = tokio::task::spawn_blocking(move || {
+        GatewayProcess::start("workers: 1\n", &[("once.yaml", &policy)])
+    })
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        let reply = get(&gateway.url("/x"), &[]).await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, "once"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

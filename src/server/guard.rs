@@ -35,7 +35,7 @@ use super::headers::{
 };
 use super::login;
 use super::path::normalize;
-use super::proxy::{UpstreamClient, prepare_request, upstream_uri};
+use super::proxy::{UpstreamClient, origin_form, prepare_request};
 use super::respond;
 use super::state::Shared;
 use super::websocket::{self, is_upgrade};
@@ -345,10 +345,10 @@ async fn allow(
     match &route.upstream {
         Upstream::Whoami => Ok(whoami::respond(request).await),
         Upstream::Http(base) => {
-            let uri = upstream_uri(base, &info.path, info.query.as_deref())?;
-            prepare_request(&mut request, uri);
+            let target = origin_form(&info.path, info.query.as_deref())?;
+            prepare_request(&mut request, target);
             let started = Instant::now();
-            let result = connection.upstream.forward(request).await;
+            let result = connection.upstream.forward(base, request).await;
             shared
                 .meters
                 .upstream(&route.name)

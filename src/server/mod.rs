@@ -11,6 +11,7 @@ mod headers;
 mod login;
 mod meters;
 pub mod path;
+mod pool;
 mod proxy;
 mod respond;
 mod state;

@@ -1,24 +1,30 @@
-//! Upstream HTTP client: a pooled keep-alive client, bodies streamed both ways, timeouts mapped
-//! to 502/504.
+//! Upstream HTTP client: pooled keep-alive HTTP/1.1 connections (one pool per worker), bodies
+//! streamed both ways, timeouts mapped to 502/504.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::TokioExecutor;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower_service::Service;
 
 use super::body::Body;
 use super::error::GatewayError;
 use super::headers::remove_hop_by_hop;
+use super::pool::{Pool, PooledBody};
 use crate::config::UpstreamConfig;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// Forwards requests to `http://` and `https://` upstreams over pooled HTTP/1.1 connections.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<Connector, Incoming>,
-    response_timeout: std::time::Duration,
+    connector: Connector,
+    pool: Arc<Pool>,
+    response_timeout: Duration,
 }
 
 impl UpstreamClient {
@@ -32,55 +38,133 @@ impl UpstreamClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .build(connector);
         Ok(UpstreamClient {
-            client,
+            connector,
+            pool: Pool::new(config.pool_max_idle_per_host, config.pool_idle_timeout),
             response_timeout: config.response_timeout,
         })
     }
 
-    /// Sends `request` (already rewritten for the upstream) and returns its response with
-    /// hop-by-hop headers removed. The response body streams; only the headers are timed.
+    /// Sends `request` (already rewritten for the upstream: origin-form target, HTTP/1.1) to the
+    /// upstream at `base` and returns its response with hop-by-hop headers removed. The response
+    /// body streams; only the wait for the response headers is timed.
     pub async fn forward(
         &self,
+        base: &Uri,
         request: Request<Incoming>,
     ) -> Result<Response<Body>, GatewayError> {
-        let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
-        let response = match sent {
-            Err(_) => return Err(GatewayError::UpstreamTimeout),
-            Ok(Err(err)) if err.is_connect() => {
-                return Err(GatewayError::UpstreamUnreachable(error_chain(&err)));
+        match tokio::time::timeout(self.response_timeout, self.send(base, request)).await {
+            Err(_) => Err(GatewayError::UpstreamTimeout),
+            Ok(result) => result,
+        }
+    }
+
+    async fn send(
+        &self,
+        base: &Uri,
+        request: Request<Incoming>,
+    ) -> Result<Response<Body>, GatewayError> {
+        let https = base.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let authority = base
+            .authority()
+            .ok_or_else(|| GatewayError::Internal("upstream has no authority".into()))?;
+        let (origin, pooled) = self.pool.checkout(https, authority.as_str());
+        let (sender, response) = match pooled {
+            Some(sender) => match self.send_on(sender, request).await {
+                Ok(sent) => sent,
+                // The pooled connection closed before taking the request (the upstream ended an
+                // idle keep-alive connection): the request is intact, send it on a fresh one.
+                Err(Unsent::Retry(request)) => {
+                    let sender = self.connect(base).await?;
+                    self.send_on(sender, *request)
+                        .await
+                        .map_err(Unsent::into_error)?
+                }
+                Err(failed) => return Err(failed.into_error()),
+            },
+            None => {
+                let sender = self.connect(base).await?;
+                self.send_on(sender, request)
+                    .await
+                    .map_err(Unsent::into_error)?
             }
-            Ok(Err(err)) => return Err(GatewayError::UpstreamFailed(error_chain(&err))),
-            Ok(Ok(response)) => response,
         };
         let (mut parts, body) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(parts, body.boxed()))
+        let body = PooledBody::new(body, &self.pool, origin, sender).boxed();
+        Ok(Response::from_parts(parts, body))
+    }
+
+    async fn send_on(
+        &self,
+        mut sender: SendRequest<Incoming>,
+        request: Request<Incoming>,
+    ) -> Result<(SendRequest<Incoming>, Response<Incoming>), Unsent> {
+        if sender.ready().await.is_err() {
+            return Err(Unsent::Retry(Box::new(request)));
+        }
+        match sender.try_send_request(request).await {
+            Ok(response) => Ok((sender, response)),
+            Err(mut err) => match err.take_message() {
+                Some(request) => Err(Unsent::Retry(Box::new(request))),
+                None => Err(Unsent::Failed(error_chain(err.error()))),
+            },
+        }
+    }
+
+    async fn connect(&self, base: &Uri) -> Result<SendRequest<Incoming>, GatewayError> {
+        let unreachable =
+            |err: &dyn std::error::Error| GatewayError::UpstreamUnreachable(error_chain(err));
+        let stream = self
+            .connector
+            .clone()
+            .call(base.clone())
+            .await
+            .map_err(|err| unreachable(&*err))?;
+        let (sender, connection) = http1::handshake(stream)
+            .await
+            .map_err(|err| unreachable(&err))?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
     }
 }
 
-/// Builds the upstream URI: the route's scheme and authority with the normalized path.
-pub fn upstream_uri(base: &Uri, path: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
-    let path_and_query = match query {
+/// Why a request did not get a response on a connection.
+enum Unsent {
+    /// The connection was gone before the request left: it can go on another connection.
+    Retry(Box<Request<Incoming>>),
+    Failed(String),
+}
+
+impl Unsent {
+    fn into_error(self) -> GatewayError {
+        match self {
+            Unsent::Retry(_) => {
+                GatewayError::UpstreamFailed("the upstream closed the connection".into())
+            }
+            Unsent::Failed(reason) => GatewayError::UpstreamFailed(reason),
+        }
+    }
+}
+
+/// The request target the upstream receives: the normalized path and the raw query.
+pub fn origin_form(path: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
+    let target = match query {
         Some(query) => format!("{path}?{query}"),
         None => path.to_string(),
     };
-    let mut parts = base.clone().into_parts();
-    parts.path_and_query =
-        Some(path_and_query.parse().map_err(|_| {
-            GatewayError::Internal("normalized path is not a valid URI path".into())
-        })?);
-    Uri::from_parts(parts).map_err(|err| GatewayError::Internal(format!("upstream URI: {err}")))
+    Uri::try_from(target)
+        .map_err(|_| GatewayError::Internal("normalized path is not a valid URI path".into()))
 }
 
 /// Points the request at the upstream over HTTP/1.1. The client's `Host` stays (apps like Bokeh
 /// check it); the guard has already set it from `:authority` for HTTP/2 clients.
-pub fn prepare_request(request: &mut Request<Incoming>, uri: Uri) {
-    *request.uri_mut() = uri;
+pub fn prepare_request(request: &mut Request<Incoming>, target: Uri) {
+    *request.uri_mut() = target;
     *request.version_mut() = http::Version::HTTP_11;
 }
 
@@ -100,9 +184,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn upstream_uri_takes_the_normalized_path_and_raw_query() {
-        let base: Uri = "http://127.0.0.1:5006".parse().unwrap();
-        let uri = upstream_uri(&base, "/panel/app", Some("a=1&b=%2F")).unwrap();
-        assert_eq!(uri.to_string(), "http://127.0.0.1:5006/panel/app?a=1&b=%2F");
+    fn origin_form_takes_the_normalized_path_and_raw_query() {
+        let uri = origin_form("/panel/app", Some("a=1&b=%2F")).unwrap();
+        assert_eq!(uri.to_string(), "/panel/app?a=1&b=%2F");
+        assert_eq!(origin_form("/", None).unwrap().to_string(), "/");
     }
 }

@@ -2,7 +2,7 @@
 //! line (through [`request_span`](super::request_span)), passed upstream and shown on error pages.
 
 /// Header that carries the request id in and out.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// Longest incoming request id kept.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
