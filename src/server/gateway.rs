@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use super::guard::{self, ConnectionContext};
 use super::headers::IdentityHeaderStripper;
+use super::listen;
 use super::meters::Meters;
 use super::proxy::UpstreamClient;
 use super::state::Shared;
@@ -39,7 +40,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// A bound, ready-to-run gateway.
 pub struct Gateway {
     shared: Arc<Shared>,
-    listeners: Vec<TcpListener>,
+    /// `listeners[worker][address]`.
+    listeners: Vec<Vec<std::net::TcpListener>>,
     tls: Option<TlsAcceptor>,
     /// The separate `/metrics` listener, when `metrics_listen` is set.
     metrics: Option<(TcpListener, PrometheusHandle)>,
@@ -51,12 +53,14 @@ impl Gateway {
     /// Binds every listen address; fails before serving anything if one cannot be bound.
     pub async fn bind(config: Config, policies: Arc<PolicyStore>) -> anyhow::Result<Gateway> {
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-        let mut listeners = Vec::with_capacity(config.listen.len());
+        let mut listeners: Vec<Vec<std::net::TcpListener>> =
+            (0..config.workers).map(|_| Vec::new()).collect();
         for addr in &config.listen {
-            let listener = TcpListener::bind(addr)
-                .await
+            let per_worker = listen::bind_per_worker(*addr, config.workers)
                 .with_context(|| format!("cannot listen on {addr}"))?;
-            listeners.push(listener);
+            for (worker, listener) in listeners.iter_mut().zip(per_worker) {
+                worker.push(listener);
+            }
         }
         let keys = KeyStore::from_config(&config.capability)
             .map_err(|err| anyhow::anyhow!("capability keys: {err}"))?;
@@ -138,7 +142,9 @@ impl Gateway {
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
-            .iter()
+            .first()
+            .into_iter()
+            .flatten()
             .filter_map(|l| l.local_addr().ok())
             .collect()
     }
@@ -147,9 +153,9 @@ impl Gateway {
     /// lets in-flight requests finish within the configured grace period.
     ///
     /// Connections are served by `config.workers` threads, each running its own single-threaded
-    /// event loop with its own upstream connection pool, all accepting from the same listening
-    /// sockets: a request never hops threads and pools are never contended. This task (the
-    /// caller's runtime) keeps the background work: policy re-checks, metrics, shutdown.
+    /// event loop with its own listening sockets and upstream connection pool: a request never
+    /// hops threads and pools are never contended. This task (the caller's runtime) keeps the
+    /// background work: policy re-checks, metrics, shutdown.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Gateway {
             shared,
@@ -162,32 +168,21 @@ impl Gateway {
         let metrics_server =
             metrics.map(|(listener, handle)| tokio::spawn(serve_metrics(listener, handle)));
 
-        let listeners = listeners
-            .into_iter()
-            .map(TcpListener::into_std)
-            .collect::<std::io::Result<Vec<_>>>()
-            .context("cannot hand the listening sockets to the workers")?;
         let lifecycle = Lifecycle::default();
-        let mut workers = Vec::with_capacity(shared.config.workers);
-        for index in 0..shared.config.workers {
+        let mut workers = Vec::with_capacity(listeners.len());
+        for (index, listeners) in listeners.into_iter().enumerate() {
             let worker = Worker {
                 upstream: UpstreamClient::new(&shared.config.upstream)?,
                 shared: shared.clone(),
                 tls: tls.clone(),
                 lifecycle: lifecycle.clone(),
             };
-            let listeners = listeners
-                .iter()
-                .map(std::net::TcpListener::try_clone)
-                .collect::<std::io::Result<Vec<_>>>()
-                .context("cannot share a listening socket with a worker")?;
             let thread = std::thread::Builder::new()
                 .name(format!("portcullis-worker-{index}"))
                 .spawn(move || worker.run(listeners))
                 .context("cannot start a worker thread")?;
             workers.push(thread);
         }
-        drop(listeners);
 
         shutdown.await;
         tracing::info!(grace = ?shared.config.shutdown_grace, "shutting down: draining in-flight requests");

@@ -8,6 +8,7 @@ mod error;
 mod gateway;
 pub mod guard;
 mod headers;
+mod listen;
 mod login;
 mod meters;
 pub mod path;
