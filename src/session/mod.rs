@@ -24,6 +24,7 @@
 
 mod config;
 mod cookies;
+mod opened;
 mod seal;
 
 pub use config::SessionConfig;
@@ -36,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::Identity;
 use cookies::{CookieAttrs, Jar};
+use opened::OpenedSessions;
 use seal::Sealer;
 
 /// HKDF `info` for session cookies; other sealed values use their own purpose.
@@ -107,6 +109,8 @@ pub enum SessionError {
 #[derive(Clone)]
 pub struct SessionCodec {
     sealer: Sealer,
+    /// Shared by clones of the codec.
+    opened: std::sync::Arc<OpenedSessions>,
     cookie_name: String,
     ttl_secs: u64,
     refresh_margin_secs: u64,
@@ -158,6 +162,7 @@ impl SessionCodec {
         }
         Ok(SessionCodec {
             sealer: Sealer::new(&secrets),
+            opened: std::sync::Arc::default(),
             cookie_name: config.cookie_name.clone(),
             ttl_secs: config.ttl.as_secs(),
             refresh_margin_secs: config.refresh_margin.as_secs(),
@@ -199,8 +204,16 @@ impl SessionCodec {
         }
         let jar = Jar::from_headers(headers);
         let sealed = jar.assemble(&self.cookie_name)?;
+        let now = now_secs();
+        if let Some(session) = self.opened.get(&sealed) {
+            return (session.expires_at > now).then_some(session);
+        }
         let session: Session = self.open_value(SESSION_PURPOSE, &self.cookie_name, &sealed)?;
-        (session.expires_at > now_secs()).then_some(session)
+        if session.expires_at <= now {
+            return None;
+        }
+        self.opened.remember(sealed, &session);
+        Some(session)
     }
 
     /// `Set-Cookie` values writing the session, chunked past ~4 KB, clearing stale chunks.

@@ -341,3 +341,33 @@ fn session_too_large_for_cookies_is_an_error() {
         Err(SessionError::TooLarge { .. })
     ));
 }
+
+#[test]
+fn opened_cookies_are_remembered_exactly_and_still_expire() {
+    let codec = codec(&[SECRET_A]);
+    let session = codec.new_session(alice(1), None);
+    let sealed = codec
+        .seal_value(SESSION_PURPOSE, "_portcullis", &session)
+        .unwrap();
+    let request = cookie_header(&[("_portcullis", &sealed)]);
+    assert_eq!(codec.open(&request), Some(session.clone()));
+    assert_eq!(codec.opened.len(), 1);
+    assert_eq!(codec.open(&request), Some(session.clone()));
+
+    // One byte changed is another value: decrypted, refused and not remembered.
+    let mut flipped = sealed.clone().into_bytes();
+    let middle = flipped.len() / 2;
+    flipped[middle] = if flipped[middle] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    assert_eq!(
+        codec.open(&cookie_header(&[("_portcullis", &flipped)])),
+        None
+    );
+    assert_eq!(codec.opened.len(), 1);
+
+    // Expiry is checked on every use, remembered or not.
+    let mut expired = session;
+    expired.expires_at = now_secs() - 1;
+    codec.opened.remember(sealed, &expired);
+    assert_eq!(codec.open(&request), None);
+}
