@@ -60,12 +60,14 @@ fn spawn_line(mut command: Command, prefix: &str) -> (Child, SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let addr = stdout
-        .lines()
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
         .map_while(Result::ok)
         .find_map(|line| line.strip_prefix(prefix).map(|a| a.parse().unwrap()))
         .expect("the child printed its address");
+    // Keep reading: a child that prints after its address would die of a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     (child, addr)
 }
 

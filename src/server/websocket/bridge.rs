@@ -54,6 +54,20 @@ where
     Ok(Burst::Relayed)
 }
 
+/// Why relaying stopped; each way has its own closing handshake.
+enum End {
+    /// The client sent this close frame.
+    ClientClosed(Option<CloseFrame>),
+    /// The upstream sent this close frame.
+    UpstreamClosed(Option<CloseFrame>),
+    /// The client's connection failed or ended without a close.
+    ClientLost,
+    /// The upstream's connection failed or ended without a close.
+    UpstreamLost,
+    /// The registry ordered the bridge closed with this frame.
+    Ordered(CloseFrame),
+}
+
 /// Relays text, binary, ping, pong and close in both directions.
 pub async fn relay<C, U>(
     mut client: WebSocketStream<C>,
@@ -63,64 +77,66 @@ pub async fn relay<C, U>(
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    loop {
+    let end = loop {
         tokio::select! {
             message = client.next() => match message {
-                Some(Ok(Message::Close(frame))) => {
-                    let _ = upstream.send(Message::Close(frame)).await;
-                    finish(&mut client, &mut upstream).await;
-                    return;
-                }
+                Some(Ok(Message::Close(frame))) => break End::ClientClosed(frame),
                 Some(Ok(message)) => match relay_burst(message, &mut client, &mut upstream).await {
                     Ok(Burst::Relayed) => {}
-                    Ok(Burst::Closed(frame)) => {
-                        let _ = upstream.send(Message::Close(frame)).await;
-                        finish(&mut client, &mut upstream).await;
-                        return;
-                    }
-                    Err(_) => {
-                        let _ = client.close(Some(going_away("upstream connection lost"))).await;
-                        return;
-                    }
+                    Ok(Burst::Closed(frame)) => break End::ClientClosed(frame),
+                    Err(_) => break End::UpstreamLost,
                 },
-                Some(Err(_)) | None => {
-                    let _ = upstream.close(None).await;
-                    return;
-                }
+                Some(Err(_)) | None => break End::ClientLost,
             },
             message = upstream.next() => match message {
-                Some(Ok(Message::Close(frame))) => {
-                    let _ = client.send(Message::Close(frame)).await;
-                    finish(&mut upstream, &mut client).await;
-                    return;
-                }
+                Some(Ok(Message::Close(frame))) => break End::UpstreamClosed(frame),
                 Some(Ok(message)) => match relay_burst(message, &mut upstream, &mut client).await {
                     Ok(Burst::Relayed) => {}
-                    Ok(Burst::Closed(frame)) => {
-                        let _ = client.send(Message::Close(frame)).await;
-                        finish(&mut upstream, &mut client).await;
-                        return;
-                    }
-                    Err(_) => {
-                        let _ = upstream.close(None).await;
-                        return;
-                    }
+                    Ok(Burst::Closed(frame)) => break End::UpstreamClosed(frame),
+                    Err(_) => break End::ClientLost,
                 },
-                Some(Err(_)) | None => {
-                    let _ = client.close(Some(going_away("upstream connection lost"))).await;
-                    return;
-                }
+                Some(Err(_)) | None => break End::UpstreamLost,
             },
             Ok(()) = close_orders.changed() => {
                 let Some(order) = close_orders.borrow_and_update().clone() else { continue };
-                let frame = close_frame(&order);
-                let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                    let _ = client.close(Some(frame.clone())).await;
-                    let _ = upstream.close(Some(frame)).await;
-                }).await;
-                drain_both(&mut client, &mut upstream).await;
-                return;
+                break End::Ordered(close_frame(&order));
             }
+        }
+    };
+    // Boxed: the closing handshakes hold timers and close frames, which a live bridge's future
+    // would otherwise carry for its whole life.
+    Box::pin(close(end, &mut client, &mut upstream)).await;
+}
+
+async fn close<C, U>(end: End, client: &mut WebSocketStream<C>, upstream: &mut WebSocketStream<U>)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    match end {
+        End::ClientClosed(frame) => {
+            let _ = upstream.send(Message::Close(frame)).await;
+            finish(client, upstream).await;
+        }
+        End::UpstreamClosed(frame) => {
+            let _ = client.send(Message::Close(frame)).await;
+            finish(upstream, client).await;
+        }
+        End::ClientLost => {
+            let _ = upstream.close(None).await;
+        }
+        End::UpstreamLost => {
+            let _ = client
+                .close(Some(going_away("upstream connection lost")))
+                .await;
+        }
+        End::Ordered(frame) => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                let _ = client.close(Some(frame.clone())).await;
+                let _ = upstream.close(Some(frame)).await;
+            })
+            .await;
+            drain_both(client, upstream).await;
         }
     }
 }

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -29,7 +31,8 @@ struct LiveSocket {
 #[derive(Default)]
 pub struct WsRegistry {
     next_id: AtomicU64,
-    live: Mutex<HashMap<u64, LiveSocket>>,
+    /// Boxed: the table keeps spare slots, and a slot should cost a pointer, not a socket.
+    live: Mutex<HashMap<u64, Box<LiveSocket>>>,
 }
 
 impl std::fmt::Debug for WsRegistry {
@@ -61,16 +64,17 @@ impl WsRegistry {
         self: &Arc<Self>,
         route: Arc<str>,
         identity: Option<Identity>,
-        request: RequestInfo,
+        mut request: RequestInfo,
     ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (closer, close_orders) = watch::channel(None);
-        let socket = LiveSocket {
+        request.headers = detached(&request.headers);
+        let socket = Box::new(LiveSocket {
             route: route.clone(),
             identity,
             request,
             closer,
-        };
+        });
         self.live.lock().insert(id, socket);
         metrics::gauge!(telemetry::WEBSOCKETS_ACTIVE, "route" => route.to_string()).increment(1.0);
         Registration {
@@ -128,6 +132,29 @@ impl WsRegistry {
     }
 }
 
+/// A copy of `headers` whose values share one small buffer. hyper's header values are slices
+/// of the connection's whole read buffer (16 KiB): kept for the life of a bridge, they would
+/// keep that buffer alive with it.
+fn detached(headers: &HeaderMap) -> HeaderMap {
+    let total = headers.values().map(|value| value.len()).sum();
+    let mut buffer = Vec::with_capacity(total);
+    for value in headers.values() {
+        buffer.extend_from_slice(value.as_bytes());
+    }
+    let buffer = Bytes::from(buffer);
+    let mut copy = HeaderMap::with_capacity(headers.len());
+    let mut start = 0;
+    for (name, value) in headers {
+        let end = start + value.len();
+        let mut shared = HeaderValue::from_maybe_shared(buffer.slice(start..end))
+            .expect("bytes of a valid header value are valid");
+        shared.set_sensitive(value.is_sensitive());
+        copy.append(name.clone(), shared);
+        start = end;
+    }
+    copy
+}
+
 /// A close frame's reason must fit in 123 bytes.
 fn truncate_reason(reason: &str) -> String {
     let mut end = reason.len().min(123);
@@ -140,6 +167,19 @@ fn truncate_reason(reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detached_headers_keep_every_value_in_order() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("apps.example.com"));
+        headers.append("x-team", HeaderValue::from_static("a"));
+        headers.append("x-team", HeaderValue::from_static("b"));
+        headers.insert("cookie", HeaderValue::from_static("s=1"));
+        let copy = detached(&headers);
+        assert_eq!(copy, headers);
+        let teams: Vec<_> = copy.get_all("x-team").iter().collect();
+        assert_eq!(teams, ["a", "b"]);
+    }
 
     #[test]
     fn close_reason_is_cut_at_a_char_boundary_within_123_bytes() {
