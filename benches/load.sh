@@ -8,14 +8,19 @@
 # Prints requests/s, p50 and p99 for each, the portcullis/nginx ratios, and portcullis's peak
 # RSS and CPU time per 1,000 requests. Installs wrk and nginx from Debian if missing.
 #
-#   bash benches/load.sh                # 10 s per target, 64 connections
-#   DURATION=30s CONNECTIONS=128 bash benches/load.sh
+#   bash benches/load.sh                # 10 s per target, 64 connections, 1 gateway worker
+#   DURATION=30s CONNECTIONS=128 WORKERS=2 bash benches/load.sh
+#
+# WORKERS is the gateway's `workers:` setting. On a small machine the load generator, the
+# upstream and the proxy share the cores, so the default is 1 here (nginx, for comparison, runs
+# 2 worker processes); on a dedicated gateway host leave `workers` at its default of one per core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
+WORKERS=${WORKERS:-1}
 UPSTREAM_PORT=18081
 NGINX_PORT=18082
 PORTCULLIS_PORT=18083
@@ -97,6 +102,7 @@ EOF
 cat >"$work/gateway.yaml" <<EOF
 listen: 127.0.0.1:$PORTCULLIS_PORT
 policies: policies
+workers: $WORKERS
 session:
   secrets: ["load-benchmark-session-secret-0123456789"]
 basic_auth:
@@ -163,7 +169,7 @@ cpu_auth=$(per_1k $((ticks_auth - ticks_after)) "${requests[portcullis_auth]}")
 
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per target"
+echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per target; nginx: 2 worker processes; portcullis: $WORKERS worker(s)"
 printf "%-20s %12s %10s %10s\n" target "requests/s" "p50 (us)" "p99 (us)"
 for name in direct nginx portcullis_guest portcullis_auth; do
   printf "%-20s %12.0f %10.0f %10.0f\n" "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}"

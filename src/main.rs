@@ -1,6 +1,7 @@
 //! The `portcullis` command line.
 #![forbid(unsafe_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -246,14 +247,21 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(reload_on_sighup(policies.clone()));
     let public_url = config.public_url.clone();
     let gateway = Gateway::bind(config, policies).await?;
+    // A closed stdout (a supervisor that stopped reading) must not stop the gateway: these lines
+    // are written without `println!`, which panics on a write error.
+    let mut banner = String::new();
     for addr in gateway.local_addrs() {
         // Tests and scripts read this line to learn the port when listening on :0.
-        println!("portcullis listening on http://{addr}");
+        banner.push_str(&format!("portcullis listening on http://{addr}\n"));
     }
     if let Some(addr) = gateway.metrics_addr() {
-        println!("portcullis metrics on http://{addr}/metrics");
+        banner.push_str(&format!("portcullis metrics on http://{addr}/metrics\n"));
     }
-    println!("open {public_url}");
+    banner.push_str(&format!("open {public_url}\n"));
+    let mut stdout = std::io::stdout();
+    let _ = stdout
+        .write_all(banner.as_bytes())
+        .and_then(|()| stdout.flush());
     gateway.run(shutdown_signal()).await
 }
 
