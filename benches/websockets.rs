@@ -4,6 +4,9 @@
 //!     cargo bench --bench websockets
 //!     SOCKETS=9900 BUILTIN_SOCKETS=10000 MESSAGES=200000 cargo bench --bench websockets
 //!
+//! WORKERS sets the gateway's `workers:` (default 1, as in `benches/load.sh`: the client and the
+//! echo upstream share this machine's cores with the gateway).
+//!
 //! A bridged socket costs the gateway two file descriptors (client and upstream); the echo
 //! upstream runs in a child process so each process stays inside its descriptor limit.
 
@@ -148,7 +151,10 @@ async fn bench() {
     .unwrap();
     std::fs::write(
         dir.path().join("gateway.yaml"),
-        "listen: 127.0.0.1:0\npolicies: policies\n",
+        format!(
+            "listen: 127.0.0.1:0\npolicies: policies\nworkers: {}\n",
+            env_number("WORKERS", 1)
+        ),
     )
     .unwrap();
     let mut gateway = Command::new(env!("CARGO_BIN_EXE_portcullis"));
@@ -178,7 +184,11 @@ async fn bench() {
     let through = relay_rate(&bridged_url, connections, messages).await;
     let peak = kib(pid, "VmHWM:");
 
-    println!("gateway RSS idle {:.1} MiB", idle_rss as f64 / 1024.0);
+    println!(
+        "gateway workers {}; RSS idle {:.1} MiB",
+        env_number("WORKERS", 1),
+        idle_rss as f64 / 1024.0
+    );
     println!(
         "{sockets} bridged WebSockets held open (client + upstream side): gateway RSS {:.1} MiB",
         bridged_rss as f64 / 1024.0
