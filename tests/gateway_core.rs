@@ -336,6 +336,81 @@ async fn pooled_connection_closed_by_the_upstream_is_replaced() {
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
 
+/// An upstream that answers each connection's first request as soon as its head arrives, then
+/// reads (and drops) whatever else comes: an app refusing an upload early.
+async fn early_answer_upstream() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nearly";
+                if stream.write_all(response).await.is_err() {
+                    return;
+                }
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_still_sending_an_upload_is_not_reused() {
+    let url = early_answer_upstream().await;
+    let policy = format!(
+        "routes:\n  - name: early\n    match: {{ path: \"/**\" }}\n    upstream: {url}\n    rules:\n      - name: everyone\n        guest: true\n"
+    );
+    let gateway = tokio::task::spawn_blocking(move || {
+        let config = "workers: 1\nupstream:\n  response_timeout: 2s\n";
+        GatewayProcess::start(config, &[("early.yaml", &policy)])
+    })
+    .await
+    .unwrap();
+
+    // An upload that trickles: its connection answered already but is busy for 5 more seconds.
+    let (chunks, body) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+    let upload = Request::post(gateway.url("/upload"))
+        .body(StreamBody::new(tokio_stream_from(body)))
+        .unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    chunks
+        .send(Ok(Frame::data(Bytes::from_static(b"first"))))
+        .await
+        .unwrap();
+    let response = client.request(upload).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let trickle = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        drop(chunks);
+    });
+
+    let started = Instant::now();
+    let reply = get(&gateway.url("/next"), &[]).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "early"));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    trickle.abort();
+}
+
+fn tokio_stream_from<T>(
+    mut receiver: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn graceful_shutdown_finishes_an_in_flight_request() {
     let upstream = Upstream::start().await;

@@ -1,9 +1,10 @@
 //! Idle HTTP/1.1 connections to the upstreams, one pool per worker.
 //!
 //! Each worker owns its pool, so checking a connection out and back in is a lock nobody else
-//! takes and one hash of the upstream's authority. A connection goes back to the pool when its
-//! response body has been read to the end (a body dropped half-way takes its connection with
-//! it), and the most recently used connection is handed out first, while it is warm.
+//! takes and a hash of the upstream's authority. A connection goes back to the pool when its
+//! response body has been read to the end and it can take the next request (a body dropped
+//! half-way takes its connection with it); the pool only ever holds connections ready for a
+//! request, and the most recently used one is handed out first, while it is warm.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -83,7 +84,7 @@ impl Pool {
         let origin = origin.clone();
         let now = Instant::now();
         while let Some(connection) = connections.pop() {
-            if !connection.sender.is_closed()
+            if connection.sender.is_ready()
                 && now.duration_since(connection.since) < self.idle_timeout
             {
                 return (origin, Some(connection.sender));
@@ -93,7 +94,7 @@ impl Pool {
     }
 
     fn check_in(&self, origin: &Origin, sender: SendRequest<Incoming>) {
-        if sender.is_closed() {
+        if !sender.is_ready() {
             return;
         }
         let now = Instant::now();
@@ -149,10 +150,28 @@ impl PooledBody {
     }
 
     fn release(&mut self) {
-        if let Some(lease) = self.lease.take()
-            && let Some(pool) = lease.pool.upgrade()
-        {
-            pool.check_in(&lease.origin, lease.sender);
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        if lease.sender.is_ready() {
+            lease.check_in();
+            return;
+        }
+        // Still finishing the exchange (the request body may still be going up after an early
+        // response): back to the pool only once it can take another request.
+        tokio::spawn(async move {
+            let mut lease = lease;
+            if lease.sender.ready().await.is_ok() {
+                lease.check_in();
+            }
+        });
+    }
+}
+
+impl Lease {
+    fn check_in(self) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.check_in(&self.origin, self.sender);
         }
     }
 }
