@@ -323,7 +323,9 @@ async fn serve_connection<S>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Head and small bodies copied into one buffer: one plain write instead of writev.
+        .writev(false);
     let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(serving);
     let result = tokio::select! {

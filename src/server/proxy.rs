@@ -121,7 +121,9 @@ impl UpstreamClient {
             .call(base.clone())
             .await
             .map_err(|err| unreachable(&*err))?;
-        let (sender, connection) = http1::handshake(stream)
+        let (sender, connection) = http1::Builder::new()
+            .writev(false)
+            .handshake(stream)
             .await
             .map_err(|err| unreachable(&err))?;
         tokio::spawn(async move {
