@@ -1,7 +1,5 @@
 //! Cookie plumbing: read the request's cookies, write (chunked) `Set-Cookie` values.
 
-use std::collections::HashMap;
-
 use http::{HeaderMap, HeaderValue, header::COOKIE};
 
 /// Browsers cap one cookie at ~4096 bytes including name and attributes; stay well below.
@@ -16,19 +14,20 @@ pub(super) struct CookieAttrs {
     pub(super) max_age: Option<u64>,
 }
 
-/// The request's cookies by name (the first occurrence wins).
+/// The request's cookies by name (the first occurrence wins). A request carries a handful, so
+/// they are kept in order and searched rather than hashed.
 pub(super) struct Jar<'a> {
-    cookies: HashMap<&'a str, &'a str>,
+    cookies: Vec<(&'a str, &'a str)>,
 }
 
 impl<'a> Jar<'a> {
     pub(super) fn from_headers(headers: &'a HeaderMap) -> Jar<'a> {
-        let mut cookies = HashMap::new();
+        let mut cookies = Vec::new();
         for value in headers.get_all(COOKIE) {
             let Ok(text) = value.to_str() else { continue };
             for pair in text.split(';') {
                 if let Some((name, value)) = pair.trim().split_once('=') {
-                    cookies.entry(name.trim()).or_insert(value.trim());
+                    cookies.push((name.trim(), value.trim()));
                 }
             }
         }
@@ -36,7 +35,10 @@ impl<'a> Jar<'a> {
     }
 
     pub(super) fn get(&self, name: &str) -> Option<&'a str> {
-        self.cookies.get(name).copied()
+        self.cookies
+            .iter()
+            .find(|(cookie, _)| *cookie == name)
+            .map(|(_, value)| *value)
     }
 
     /// The whole value: `NAME` itself, or `NAME_0`, `NAME_1`, ... concatenated.
@@ -59,10 +61,14 @@ impl<'a> Jar<'a> {
     /// Indexes of the `NAME_i` chunk cookies present in the request.
     fn chunk_indexes(&self, name: &str) -> Vec<usize> {
         let prefix = format!("{name}_");
-        self.cookies
-            .keys()
-            .filter_map(|key| key.strip_prefix(&prefix)?.parse().ok())
-            .collect()
+        let mut indexes: Vec<usize> = self
+            .cookies
+            .iter()
+            .filter_map(|(key, _)| key.strip_prefix(&prefix)?.parse().ok())
+            .collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        indexes
     }
 }
 

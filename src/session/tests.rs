@@ -371,3 +371,18 @@ fn opened_cookies_are_remembered_exactly_and_still_expire() {
     codec.opened.remember(sealed, &expired);
     assert_eq!(codec.open(&request), None);
 }
+
+#[test]
+fn first_of_two_same_named_cookies_is_the_one_read() {
+    let codec = codec(&[SECRET_A]);
+    let first = codec.new_session(alice(0), None);
+    let second = codec.new_session(alice(1), None);
+    let sealed = |session: &Session| {
+        codec
+            .seal_value(SESSION_PURPOSE, "_portcullis", session)
+            .unwrap()
+    };
+    let (a, b) = (sealed(&first), sealed(&second));
+    let headers = cookie_header(&[("_portcullis", &a), ("_portcullis", &b)]);
+    assert_eq!(codec.open(&headers), Some(first));
+}
