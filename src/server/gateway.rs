@@ -177,9 +177,22 @@ impl Gateway {
                 tls: tls.clone(),
                 lifecycle: lifecycle.clone(),
             };
+            // Built here so that a worker that cannot start stops the gateway from starting.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start a worker's event loop")?;
+            let listeners = {
+                let _in_worker = runtime.enter();
+                listeners
+                    .into_iter()
+                    .map(TcpListener::from_std)
+                    .collect::<std::io::Result<Vec<_>>>()
+                    .context("cannot hand a listening socket to a worker")?
+            };
             let thread = std::thread::Builder::new()
                 .name(format!("portcullis-worker-{index}"))
-                .spawn(move || worker.run(listeners))
+                .spawn(move || worker.run(runtime, listeners))
                 .context("cannot start a worker thread")?;
             workers.push(thread);
         }
@@ -235,27 +248,12 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(self, listeners: Vec<std::net::TcpListener>) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot start a worker's event loop");
-                return;
-            }
-        };
+    fn run(self, runtime: tokio::runtime::Runtime, listeners: Vec<TcpListener>) {
         let stopped = self.lifecycle.stopped.clone();
         runtime.block_on(async move {
             let worker = Arc::new(self);
             for listener in listeners {
-                match TcpListener::from_std(listener) {
-                    Ok(listener) => {
-                        tokio::spawn(accept_loop(listener, worker.clone()));
-                    }
-                    Err(err) => tracing::error!(error = %err, "a worker cannot accept"),
-                }
+                tokio::spawn(accept_loop(listener, worker.clone()));
             }
             stopped.cancelled().await;
         });
