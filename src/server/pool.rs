@@ -62,25 +62,22 @@ impl Pool {
     ) -> (Origin, Option<SendRequest<Incoming>>) {
         let mut idle = self.idle.lock();
         let by_authority = &mut idle[usize::from(https)];
-        if !by_authority.contains_key(authority) {
-            let authority: Arc<str> = authority.into();
-            let origin = Origin {
-                https,
-                authority: authority.clone(),
-            };
-            let connections = Vec::new();
-            by_authority.insert(
-                authority,
-                OriginIdle {
-                    origin,
-                    connections,
-                },
-            );
-        }
-        let OriginIdle {
+        let Some(OriginIdle {
             origin,
             connections,
-        } = by_authority.get_mut(authority).expect("inserted above");
+        }) = by_authority.get_mut(authority)
+        else {
+            let origin = Origin {
+                https,
+                authority: authority.into(),
+            };
+            let first = OriginIdle {
+                origin: origin.clone(),
+                connections: Vec::new(),
+            };
+            by_authority.insert(origin.authority.clone(), first);
+            return (origin, None);
+        };
         let origin = origin.clone();
         let now = Instant::now();
         while let Some(connection) = connections.pop() {
