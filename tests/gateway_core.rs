@@ -290,13 +290,23 @@ async fn upstream_connections_are_pooled_per_worker() {
     );
 }
 
-/// An upstream that closes every connection after one response without saying so, as an app
-/// server whose keep-alive timeout ran out does.
-async fn one_response_per_connection_upstream() -> (String, Arc<AtomicUsize>) {
+/// What a hand-written upstream does once it has answered a connection's first request.
+enum AfterAnswer {
+    /// Close without having said so, as an app server whose keep-alive timeout ran out does.
+    Close,
+    /// Read (and drop) whatever else comes, as an app refusing an upload early does.
+    KeepReading,
+}
+
+/// An upstream for behaviour hyper would not produce: it answers each connection's first
+/// request with `body` as soon as the request head arrives. Returns its URL and a count of the
+/// connections it accepted.
+async fn raw_upstream(body: &'static str, after: AfterAnswer) -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let accepted: Arc<AtomicUsize> = Arc::default();
     let counter = accepted.clone();
+    let keep_reading = matches!(after, AfterAnswer::KeepReading);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             counter.fetch_add(1, Ordering::SeqCst);
@@ -309,25 +319,35 @@ async fn one_response_per_connection_upstream() -> (String, Arc<AtomicUsize>) {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let response = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nonce";
-                let _ = stream.write_all(response).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if stream.write_all(response.as_bytes()).await.is_err() || !keep_reading {
+                    return;
+                }
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
             });
         }
     });
     (url, accepted)
 }
 
+/// A gateway whose one guest route sends everything to `upstream`.
+async fn gateway_in_front_of(upstream: &str, config: &str) -> GatewayProcess {
+    let policy = format!(
+        "routes:\n  - name: app\n    match: {{ path: \"/**\" }}\n    upstream: {upstream}\n    rules:\n      - name: everyone\n        guest: true\n"
+    );
+    let config = config.to_string();
+    tokio::task::spawn_blocking(move || GatewayProcess::start(&config, &[("app.yaml", &policy)]))
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pooled_connection_closed_by_the_upstream_is_replaced() {
-    let (url, accepted) = one_response_per_connection_upstream().await;
-    let policy = format!(
-        "routes:\n  - name: once\n    match: {{ path: \"/**\" }}\n    upstream: {url}\n    rules:\n      - name: everyone\n        guest: true\n"
-    );
-    let gateway = tokio::task::spawn_blocking(move || {
-        GatewayProcess::start("workers: 1\n", &[("once.yaml", &policy)])
-    })
-    .await
-    .unwrap();
+    let (url, accepted) = raw_upstream("once", AfterAnswer::Close).await;
+    let gateway = gateway_in_front_of(&url, "workers: 1\n").await;
     for _ in 0..3 {
         let reply = get(&gateway.url("/x"), &[]).await;
         assert_eq!((reply.status, reply.body.as_str()), (200, "once"));
@@ -336,45 +356,11 @@ async fn pooled_connection_closed_by_the_upstream_is_replaced() {
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
 
-/// An upstream that answers each connection's first request as soon as its head arrives, then
-/// reads (and drops) whatever else comes: an app refusing an upload early.
-async fn early_answer_upstream() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let response = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nearly";
-                if stream.write_all(response).await.is_err() {
-                    return;
-                }
-                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
-            });
-        }
-    });
-    url
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn connection_still_sending_an_upload_is_not_reused() {
-    let url = early_answer_upstream().await;
-    let policy = format!(
-        "routes:\n  - name: early\n    match: {{ path: \"/**\" }}\n    upstream: {url}\n    rules:\n      - name: everyone\n        guest: true\n"
-    );
-    let gateway = tokio::task::spawn_blocking(move || {
-        let config = "workers: 1\nupstream:\n  response_timeout: 2s\n";
-        GatewayProcess::start(config, &[("early.yaml", &policy)])
-    })
-    .await
-    .unwrap();
+    let (url, _) = raw_upstream("early", AfterAnswer::KeepReading).await;
+    let config = "workers: 1\nupstream:\n  response_timeout: 2s\n";
+    let gateway = gateway_in_front_of(&url, config).await;
 
     // An upload that trickles: its connection answered already but is busy for 5 more seconds.
     let (chunks, body) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
