@@ -2,7 +2,11 @@
 //! throughput against a direct connection, measured side by side in one run.
 //!
 //!     cargo bench --bench websockets
-//!     SOCKETS=9900 BUILTIN_SOCKETS=10000 MESSAGES=200000 cargo bench --bench websockets
+//!     SOCKETS=9900 BUILTIN_SOCKETS=10000 MESSAGES=1000000 ROUNDS=7 cargo bench --bench websockets
+//!
+//! The relay rate is measured in ROUNDS alternating rounds (direct, then through the gateway)
+//! and the medians are compared: one round lasts about a second, and this machine's noise
+//! moves a single round's ratio by ±10%.
 //!
 //! WORKERS sets the gateway's `workers:` (default 1, as in `benches/load.sh`: the client and the
 //! echo upstream share this machine's cores with the gateway).
@@ -130,10 +134,16 @@ async fn relay_rate(url: &str, connections: usize, messages: usize) -> f64 {
     (per_connection * connections) as f64 / started.elapsed().as_secs_f64()
 }
 
+fn median(mut rates: Vec<f64>) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
 async fn bench() {
     let sockets = env_number("SOCKETS", 9_900);
     let builtin_sockets = env_number("BUILTIN_SOCKETS", 10_000);
-    let messages = env_number("MESSAGES", 200_000);
+    let messages = env_number("MESSAGES", 1_000_000);
+    let rounds = env_number("ROUNDS", 5).max(1);
     let connections = env_number("CONNECTIONS", 8);
 
     let mut echo = Command::new(std::env::current_exe().unwrap());
@@ -180,8 +190,25 @@ async fn bench() {
     drop(held);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let direct = relay_rate(&format!("ws://{echo_addr}/ws/bench"), connections, messages).await;
-    let through = relay_rate(&bridged_url, connections, messages).await;
+    let direct_url = format!("ws://{echo_addr}/ws/bench");
+    let (mut direct_rates, mut through_rates) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        direct_rates.push(relay_rate(&direct_url, connections, messages).await);
+        through_rates.push(relay_rate(&bridged_url, connections, messages).await);
+    }
+    let thousands = |rates: &[f64]| {
+        rates
+            .iter()
+            .map(|r| format!("{:.0}k", r / 1000.0))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let each_round = format!(
+        "direct {}; through {}",
+        thousands(&direct_rates),
+        thousands(&through_rates)
+    );
+    let (direct, through) = (median(direct_rates), median(through_rates));
     let peak = kib(pid, "VmHWM:");
 
     println!(
@@ -202,9 +229,10 @@ async fn bench() {
         peak as f64 / 1024.0
     );
     println!(
-        "relay, {connections} connections, {messages} x 64 B echoed: direct {direct:.0} msg/s, through portcullis {through:.0} msg/s, ratio {:.2}x",
+        "relay, {connections} connections, {messages} x 64 B echoed, median of {rounds} rounds: direct {direct:.0} msg/s, through portcullis {through:.0} msg/s, ratio {:.2}x",
         through / direct
     );
+    println!("relay msg/s per round: {each_round}");
     let _ = gateway_child.kill();
     let _ = gateway_child.wait();
     let _ = echo_child.kill();

@@ -1,17 +1,18 @@
 //! Relays frames between the client and the upstream until either side closes or the registry
 //! orders the bridge closed.
 
+use std::future::poll_fn;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::registry::CloseOrder;
+use super::socket::Socket;
 
 /// How long a closing handshake may take before the connection is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -23,35 +24,75 @@ pub fn framing() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(4 * 1024)
 }
 
-/// What a burst of relayed messages ended with.
-enum Burst {
-    /// Everything ready was written; keep relaying.
-    Relayed,
+/// What stopped one direction of the bridge.
+enum Stop {
     /// The sender closed: this frame is its close.
     Closed(Option<CloseFrame>),
+    /// The sender's connection failed or ended without a close.
+    ReadFailed,
+    /// The receiver's connection failed.
+    WriteFailed,
 }
 
-/// Writes `first` and every message already waiting behind it, then flushes once: one write
-/// for a burst instead of one per message.
-async fn relay_burst<A, B>(
-    first: Message,
-    from: &mut WebSocketStream<A>,
-    to: &mut WebSocketStream<B>,
-) -> Result<Burst, WsError>
+/// One direction of the bridge: moves every message `from` has ready into `to` and flushes
+/// once when `from` runs dry, so a burst costs one write.
+fn poll_pump<A, B>(
+    from: &mut Socket<A>,
+    to: &mut Socket<B>,
+    unflushed: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Stop>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    to.feed(first).await?;
-    while let Some(Some(Ok(next))) = from.next().now_or_never() {
-        if let Message::Close(frame) = next {
-            to.flush().await?;
-            return Ok(Burst::Closed(frame));
+    loop {
+        // Backpressure: read only what the receiver can take.
+        match to.poll_ready(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(_)) => return Poll::Ready(Stop::WriteFailed),
+            Poll::Pending => return Poll::Pending,
         }
-        to.feed(next).await?;
+        match from.poll_next(cx) {
+            Poll::Ready(Some(Ok(Message::Close(frame)))) => {
+                return match flush(to, unflushed, cx) {
+                    Poll::Ready(Err(())) => Poll::Ready(Stop::WriteFailed),
+                    // The close reply flushes what is left.
+                    _ => Poll::Ready(Stop::Closed(frame)),
+                };
+            }
+            Poll::Ready(Some(Ok(message))) => {
+                if to.start_send(message).is_err() {
+                    return Poll::Ready(Stop::WriteFailed);
+                }
+                *unflushed = true;
+            }
+            Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Stop::ReadFailed),
+            Poll::Pending => {
+                return match flush(to, unflushed, cx) {
+                    Poll::Ready(Err(())) => Poll::Ready(Stop::WriteFailed),
+                    _ => Poll::Pending,
+                };
+            }
+        }
     }
-    to.flush().await?;
-    Ok(Burst::Relayed)
+}
+
+fn flush<B>(to: &mut Socket<B>, unflushed: &mut bool, cx: &mut Context<'_>) -> Poll<Result<(), ()>>
+where
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    if !*unflushed {
+        return Poll::Ready(Ok(()));
+    }
+    match to.poll_flush(cx) {
+        Poll::Ready(Ok(())) => {
+            *unflushed = false;
+            Poll::Ready(Ok(()))
+        }
+        Poll::Ready(Err(_)) => Poll::Ready(Err(())),
+        Poll::Pending => Poll::Pending,
+    }
 }
 
 /// Why relaying stopped; each way has its own closing handshake.
@@ -70,45 +111,57 @@ enum End {
 
 /// Relays text, binary, ping, pong and close in both directions.
 pub async fn relay<C, U>(
-    mut client: WebSocketStream<C>,
-    mut upstream: WebSocketStream<U>,
+    mut client: Socket<C>,
+    mut upstream: Socket<U>,
     mut close_orders: watch::Receiver<Option<CloseOrder>>,
 ) where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    let end = loop {
-        tokio::select! {
-            message = client.next() => match message {
-                Some(Ok(Message::Close(frame))) => break End::ClientClosed(frame),
-                Some(Ok(message)) => match relay_burst(message, &mut client, &mut upstream).await {
-                    Ok(Burst::Relayed) => {}
-                    Ok(Burst::Closed(frame)) => break End::ClientClosed(frame),
-                    Err(_) => break End::UpstreamLost,
-                },
-                Some(Err(_)) | None => break End::ClientLost,
-            },
-            message = upstream.next() => match message {
-                Some(Ok(Message::Close(frame))) => break End::UpstreamClosed(frame),
-                Some(Ok(message)) => match relay_burst(message, &mut upstream, &mut client).await {
-                    Ok(Burst::Relayed) => {}
-                    Ok(Burst::Closed(frame)) => break End::UpstreamClosed(frame),
-                    Err(_) => break End::ClientLost,
-                },
-                Some(Err(_)) | None => break End::UpstreamLost,
-            },
-            Ok(()) = close_orders.changed() => {
-                let Some(order) = close_orders.borrow_and_update().clone() else { continue };
-                break End::Ordered(close_frame(&order));
-            }
+    let (mut to_upstream_unflushed, mut to_client_unflushed) = (false, false);
+    let pumping = poll_fn(|cx| {
+        if let Poll::Ready(stop) =
+            poll_pump(&mut client, &mut upstream, &mut to_upstream_unflushed, cx)
+        {
+            return Poll::Ready(match stop {
+                Stop::Closed(frame) => End::ClientClosed(frame),
+                Stop::ReadFailed => End::ClientLost,
+                Stop::WriteFailed => End::UpstreamLost,
+            });
         }
+        if let Poll::Ready(stop) =
+            poll_pump(&mut upstream, &mut client, &mut to_client_unflushed, cx)
+        {
+            return Poll::Ready(match stop {
+                Stop::Closed(frame) => End::UpstreamClosed(frame),
+                Stop::ReadFailed => End::UpstreamLost,
+                Stop::WriteFailed => End::ClientLost,
+            });
+        }
+        Poll::Pending
+    });
+    let end = tokio::select! {
+        end = pumping => end,
+        order = wait_for_order(&mut close_orders) => End::Ordered(close_frame(&order)),
     };
     // Boxed: the closing handshakes hold timers and close frames, which a live bridge's future
     // would otherwise carry for its whole life.
     Box::pin(close(end, &mut client, &mut upstream)).await;
 }
 
-async fn close<C, U>(end: End, client: &mut WebSocketStream<C>, upstream: &mut WebSocketStream<U>)
+/// Resolves when the registry orders the bridge closed; never if the registry goes away.
+async fn wait_for_order(close_orders: &mut watch::Receiver<Option<CloseOrder>>) -> CloseOrder {
+    loop {
+        if close_orders.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if let Some(order) = close_orders.borrow_and_update().clone() {
+            return order;
+        }
+    }
+}
+
+async fn close<C, U>(end: End, client: &mut Socket<C>, upstream: &mut Socket<U>)
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
@@ -142,10 +195,8 @@ where
 }
 
 /// Answers every message with itself: the WebSocket side of the built-in demo upstream.
-pub async fn echo<C>(
-    mut client: WebSocketStream<C>,
-    mut close_orders: watch::Receiver<Option<CloseOrder>>,
-) where
+pub async fn echo<C>(mut client: Socket<C>, mut close_orders: watch::Receiver<Option<CloseOrder>>)
+where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     loop {
@@ -172,7 +223,7 @@ pub async fn echo<C>(
 }
 
 /// After one side closed: flush its close reply and let the other side finish its handshake.
-async fn finish<A, B>(closed: &mut WebSocketStream<A>, other: &mut WebSocketStream<B>)
+async fn finish<A, B>(closed: &mut Socket<A>, other: &mut Socket<B>)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -189,7 +240,7 @@ where
     .await;
 }
 
-async fn drain_both<A, B>(client: &mut WebSocketStream<A>, upstream: &mut WebSocketStream<B>)
+async fn drain_both<A, B>(client: &mut Socket<A>, upstream: &mut Socket<B>)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,

@@ -8,7 +8,6 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -16,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::bridge;
 use super::registry::WsRegistry;
+use super::socket::{self, Socket};
 use super::upgrade::{HANDSHAKE_HEADERS, client_key};
 use crate::config::UpstreamConfig;
 use crate::identity::Identity;
@@ -58,8 +58,7 @@ pub async fn handle(
                 return;
             }
         };
-        let client =
-            WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(bridge::framing())).await;
+        let client = Socket::new(upgraded, Role::Server, bridge::framing());
         let orders = registration.close_orders.clone();
         match upstream_socket {
             Some(upstream) => bridge::relay(client, *upstream, orders).await,
@@ -85,7 +84,7 @@ pub async fn handle(
 }
 
 enum Connected {
-    Open(Box<WebSocketStream<TcpStream>>, Option<HeaderValue>),
+    Open(Box<Socket<TcpStream>>, Option<HeaderValue>),
     /// The upstream answered the handshake with something other than 101: pass it on.
     Refused(Response<Body>),
 }
@@ -141,7 +140,7 @@ async fn connect(
 
     let attempt = tokio::time::timeout(
         config.response_timeout,
-        tokio_tungstenite::client_async_with_config(handshake, tcp, Some(bridge::framing())),
+        socket::connect(handshake, tcp, bridge::framing()),
     )
     .await
     .map_err(|_| GatewayError::UpstreamTimeout)?;

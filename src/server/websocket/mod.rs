@@ -1,10 +1,11 @@
 //! WebSocket upgrades: checked like any request, then bridged to the upstream with
-//! tokio-tungstenite framing on both sides, and kept in a registry so a policy change can
+//! tungstenite framing on both sides, and kept in a registry so a policy change can
 //! re-decide and close them.
 
 mod bridge;
 mod handler;
 mod registry;
+mod socket;
 mod upgrade;
 
 pub use handler::{UpgradeContext, handle};
