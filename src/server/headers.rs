@@ -63,35 +63,42 @@ impl IdentityHeaderStripper {
     }
 }
 
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TRANSFER_ENCODING,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-];
+/// Hop-by-hop headers: those of RFC 9110 §7.6.1 and the legacy ones proxies still meet.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    // Compared one by one, not through a `const` array: a const array of `HeaderName`s is built
+    // and dropped again at every use.
+    *name == header::CONNECTION
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::UPGRADE
+        || *name == header::PROXY_AUTHORIZATION
+        || *name == header::PROXY_AUTHENTICATE
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+}
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names; most messages carry none, or only `Connection: keep-alive`.
-    let mut doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| HOP_BY_HOP.contains(name) || *name == header::PROXY_AUTHENTICATE)
-        .cloned()
-        .collect();
-    if doomed.is_empty() {
+    // Most messages carry none, or only `Connection: keep-alive`.
+    if !headers.keys().any(is_hop_by_hop) {
         return;
     }
-    let listed: Vec<HeaderName> = headers
+    let mut doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_hop_by_hop(name))
+        .cloned()
+        .collect();
+    let listed = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .filter_map(|token| HeaderName::try_from(token.trim()).ok())
-        .collect();
+        .map(str::trim)
+        // `close` names no header, and `keep-alive` is hop-by-hop already.
+        .filter(|token| {
+            !token.eq_ignore_ascii_case("close") && !token.eq_ignore_ascii_case("keep-alive")
+        })
+        .filter_map(|token| HeaderName::try_from(token).ok());
     doomed.extend(listed);
     for name in doomed {
         headers.remove(name);

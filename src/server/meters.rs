@@ -2,7 +2,7 @@
 //! and label strings on every request. Label values stay bounded: route names, method classes,
 //! outcomes and status codes.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use metrics::{Counter, Histogram};

@@ -6,7 +6,7 @@
 //! half-way takes its connection with it); the pool only ever holds connections ready for a
 //! request, and the most recently used one is handed out first, while it is warm.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};

@@ -35,14 +35,13 @@ pub fn new_request_id() -> String {
         next.set((prefix, count.wrapping_add(1)));
         (prefix, count)
     });
-    let mut id = String::with_capacity(32);
-    for word in [prefix, count] {
-        for shift in (0..16).rev() {
-            let digit = ((word >> (shift * 4)) & 0xf) as u32;
-            id.push(char::from_digit(digit, 16).expect("a hex digit"));
-        }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 32];
+    let nibbles = (u128::from(prefix) << 64) | u128::from(count);
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = HEX[((nibbles >> (124 - 4 * i)) & 0xf) as usize];
     }
-    id
+    String::from_utf8_lossy(&digits).into_owned()
 }
 
 #[cfg(test)]
@@ -83,6 +82,14 @@ mod tests {
             assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
         }
         assert_ne!(new_request_id(), new_request_id());
+    }
+
+    #[test]
+    fn fresh_ids_are_the_thread_prefix_then_the_counter_in_hex() {
+        let (first, second) = (new_request_id(), new_request_id());
+        assert_eq!(first[..16], second[..16]);
+        let count = |id: &str| u64::from_str_radix(&id[16..], 16).unwrap();
+        assert_eq!(count(&second), count(&first) + 1);
     }
 
     #[test]
