@@ -5,11 +5,14 @@
 #   3. portcullis on a guest route
 #   4. portcullis on an authenticated route: a session cookie from a real (form) login, a
 #      policy with a CEL condition, identity headers and a capability token on every request
+# The four run in ROUNDS interleaved rounds (one run of each target per round) and each figure
+# is the median over the rounds: this machine's noise moves a single run by ±10%, and
+# interleaving spreads a slow spell over all targets instead of landing on one.
 # Prints requests/s, p50 and p99 for each, the portcullis/nginx ratios, and portcullis's peak
 # RSS and CPU time per 1,000 requests. Installs wrk and nginx from Debian if missing.
 #
-#   bash benches/load.sh                # 10 s per target, 64 connections, 1 gateway worker
-#   DURATION=30s CONNECTIONS=128 WORKERS=2 bash benches/load.sh
+#   bash benches/load.sh                # 3 rounds of 10 s per target, 64 connections, 1 worker
+#   ROUNDS=5 DURATION=30s CONNECTIONS=128 WORKERS=2 bash benches/load.sh
 #
 # WORKERS is the gateway's `workers:` setting. On a small machine the load generator, the
 # upstream and the proxy share the cores, so the default is 1 here (nginx, for comparison, runs
@@ -18,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-1}
@@ -140,42 +144,59 @@ to_us() {
   }'
 }
 
-declare -A rps p50 p99 requests
+# Per target: the figures of every round, space-separated; requests and CPU ticks summed.
+declare -A rps p50 p99 requests ticks
 run() {
-  local name=$1 url=$2 cookie=${3:-none=1} out
+  local name=$1 url=$2 cookie=${3:-none=1} out before
   curl -fsS -o /dev/null -H "cookie: $cookie" "$url" || { echo "$name: $url does not answer" >&2; exit 1; }
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "cookie: $cookie" "$url" >/dev/null # warm pools and caches
+  # The gateway's CPU time over the measured run only (the warm-up's requests are not counted).
+  before=$(cpu_ticks "$portcullis_pid")
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "cookie: $cookie" "$url")
-  rps[$name]=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-  requests[$name]=$(awk '/requests in/ {print $1}' <<<"$out")
-  p50[$name]=$(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-  p99[$name]=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  ticks[$name]=$((${ticks[$name]:-0} + $(cpu_ticks "$portcullis_pid") - before))
+  rps[$name]+="$(awk '/^Requests\/sec/ {print $2}' <<<"$out") "
+  requests[$name]=$((${requests[$name]:-0} + $(awk '/requests in/ {print $1}' <<<"$out")))
+  p50[$name]+="$(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")") "
+  p99[$name]+="$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")") "
   if grep -q "Non-2xx" <<<"$out"; then echo "$name: non-2xx responses:" >&2; grep "Non-2xx\|Socket errors" <<<"$out" >&2; exit 1; fi
 }
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-run direct "http://127.0.0.1:$UPSTREAM_PORT/"
-run nginx "http://127.0.0.1:$NGINX_PORT/"
-ticks_before=$(cpu_ticks "$portcullis_pid")
-run portcullis_guest "http://127.0.0.1:$PORTCULLIS_PORT/"
-ticks_after=$(cpu_ticks "$portcullis_pid")
-run portcullis_auth "http://127.0.0.1:$PORTCULLIS_PORT/authed/" "$session"
-ticks_auth=$(cpu_ticks "$portcullis_pid")
+targets=(direct nginx portcullis_guest portcullis_auth)
+declare -A url=(
+  [direct]="http://127.0.0.1:$UPSTREAM_PORT/"
+  [nginx]="http://127.0.0.1:$NGINX_PORT/"
+  [portcullis_guest]="http://127.0.0.1:$PORTCULLIS_PORT/"
+  [portcullis_auth]="http://127.0.0.1:$PORTCULLIS_PORT/authed/"
+)
+declare -A cookie=([portcullis_auth]="$session")
+for name in "${targets[@]}"; do # warm pools and caches
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "cookie: ${cookie[$name]:-none=1}" "${url[$name]}" >/dev/null
+done
+for round in $(seq "$ROUNDS"); do
+  for name in "${targets[@]}"; do
+    run "$name" "${url[$name]}" "${cookie[$name]:-none=1}"
+  done
+done
 
 hz=$(getconf CLK_TCK)
 peak_rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$portcullis_pid/status")
 per_1k() { awk -v t="$1" -v hz="$hz" -v n="$2" 'BEGIN { printf "%.1f", (t / hz * 1000) / (n / 1000) }'; }
-cpu_guest=$(per_1k $((ticks_after - ticks_before)) "${requests[portcullis_guest]}")
-cpu_auth=$(per_1k $((ticks_auth - ticks_after)) "${requests[portcullis_auth]}")
+cpu_guest=$(per_1k "${ticks[portcullis_guest]}" "${requests[portcullis_guest]}")
+cpu_auth=$(per_1k "${ticks[portcullis_auth]}" "${requests[portcullis_auth]}")
 
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per target; nginx: 2 worker processes; portcullis: $WORKERS worker(s)"
-printf "%-20s %12s %10s %10s\n" target "requests/s" "p50 (us)" "p99 (us)"
-for name in direct nginx portcullis_guest portcullis_auth; do
-  printf "%-20s %12.0f %10.0f %10.0f\n" "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}"
+echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per target and round, median of $ROUNDS rounds; nginx: 2 worker processes; portcullis: $WORKERS worker(s)"
+printf "%-20s %12s %10s %10s   %s\n" target "requests/s" "p50 (us)" "p99 (us)" "requests/s per round"
+declare -A median_rps median_p99
+for name in "${targets[@]}"; do
+  median_rps[$name]=$(median "${rps[$name]}")
+  median_p99[$name]=$(median "${p99[$name]}")
+  printf "%-20s %12.0f %10.0f %10.0f   %s\n" "$name" "${median_rps[$name]}" "$(median "${p50[$name]}")" \
+    "${median_p99[$name]}" "$(tr ' ' '\n' <<<"${rps[$name]}" | grep . | awk '{ printf "%.0f ", $1 }')"
 done
 for name in portcullis_guest portcullis_auth; do
-  awk -v n="$name" -v a="${rps[$name]}" -v b="${rps[nginx]}" -v c="${p99[$name]}" -v d="${p99[nginx]}" \
+  awk -v n="$name" -v a="${median_rps[$name]}" -v b="${median_rps[nginx]}" -v c="${median_p99[$name]}" -v d="${median_p99[nginx]}" \
     'BEGIN { printf "%s/nginx: requests/s %.2fx, p99 %.2fx\n", n, a / b, c / d }'
 done
 echo "portcullis: peak RSS $((peak_rss_kib / 1024)) MiB; CPU per 1,000 requests: guest ${cpu_guest} ms, authenticated ${cpu_auth} ms"
