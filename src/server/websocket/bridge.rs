@@ -34,14 +34,25 @@ enum Stop {
     WriteFailed,
 }
 
+impl Stop {
+    /// The bridge's end, given what each way of stopping means for this direction.
+    fn ended(
+        self,
+        closed: fn(Option<CloseFrame>) -> End,
+        sender_lost: End,
+        receiver_lost: End,
+    ) -> End {
+        match self {
+            Stop::Closed(frame) => closed(frame),
+            Stop::ReadFailed => sender_lost,
+            Stop::WriteFailed => receiver_lost,
+        }
+    }
+}
+
 /// One direction of the bridge: moves every message `from` has ready into `to` and flushes
 /// once when `from` runs dry, so a burst costs one write.
-fn poll_pump<A, B>(
-    from: &mut Socket<A>,
-    to: &mut Socket<B>,
-    unflushed: &mut bool,
-    cx: &mut Context<'_>,
-) -> Poll<Stop>
+fn poll_pump<A, B>(from: &mut Socket<A>, to: &mut Socket<B>, cx: &mut Context<'_>) -> Poll<Stop>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -55,8 +66,8 @@ where
         }
         match from.poll_next(cx) {
             Poll::Ready(Some(Ok(Message::Close(frame)))) => {
-                return match flush(to, unflushed, cx) {
-                    Poll::Ready(Err(())) => Poll::Ready(Stop::WriteFailed),
+                return match to.poll_flush(cx) {
+                    Poll::Ready(Err(_)) => Poll::Ready(Stop::WriteFailed),
                     // The close reply flushes what is left.
                     _ => Poll::Ready(Stop::Closed(frame)),
                 };
@@ -65,33 +76,15 @@ where
                 if to.start_send(message).is_err() {
                     return Poll::Ready(Stop::WriteFailed);
                 }
-                *unflushed = true;
             }
             Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Stop::ReadFailed),
             Poll::Pending => {
-                return match flush(to, unflushed, cx) {
-                    Poll::Ready(Err(())) => Poll::Ready(Stop::WriteFailed),
+                return match to.poll_flush(cx) {
+                    Poll::Ready(Err(_)) => Poll::Ready(Stop::WriteFailed),
                     _ => Poll::Pending,
                 };
             }
         }
-    }
-}
-
-fn flush<B>(to: &mut Socket<B>, unflushed: &mut bool, cx: &mut Context<'_>) -> Poll<Result<(), ()>>
-where
-    B: AsyncRead + AsyncWrite + Unpin,
-{
-    if !*unflushed {
-        return Poll::Ready(Ok(()));
-    }
-    match to.poll_flush(cx) {
-        Poll::Ready(Ok(())) => {
-            *unflushed = false;
-            Poll::Ready(Ok(()))
-        }
-        Poll::Ready(Err(_)) => Poll::Ready(Err(())),
-        Poll::Pending => Poll::Pending,
     }
 }
 
@@ -118,25 +111,16 @@ pub async fn relay<C, U>(
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut to_upstream_unflushed, mut to_client_unflushed) = (false, false);
     let pumping = poll_fn(|cx| {
-        if let Poll::Ready(stop) =
-            poll_pump(&mut client, &mut upstream, &mut to_upstream_unflushed, cx)
-        {
-            return Poll::Ready(match stop {
-                Stop::Closed(frame) => End::ClientClosed(frame),
-                Stop::ReadFailed => End::ClientLost,
-                Stop::WriteFailed => End::UpstreamLost,
-            });
+        if let Poll::Ready(stop) = poll_pump(&mut client, &mut upstream, cx) {
+            return Poll::Ready(stop.ended(End::ClientClosed, End::ClientLost, End::UpstreamLost));
         }
-        if let Poll::Ready(stop) =
-            poll_pump(&mut upstream, &mut client, &mut to_client_unflushed, cx)
-        {
-            return Poll::Ready(match stop {
-                Stop::Closed(frame) => End::UpstreamClosed(frame),
-                Stop::ReadFailed => End::UpstreamLost,
-                Stop::WriteFailed => End::ClientLost,
-            });
+        if let Poll::Ready(stop) = poll_pump(&mut upstream, &mut client, cx) {
+            return Poll::Ready(stop.ended(
+                End::UpstreamClosed,
+                End::UpstreamLost,
+                End::ClientLost,
+            ));
         }
         Poll::Pending
     });

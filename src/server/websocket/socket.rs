@@ -80,6 +80,8 @@ fn would_block(err: &Error) -> bool {
 /// One side of a bridge.
 pub struct Socket<S> {
     ws: WebSocket<PollIo<S>>,
+    /// Messages were queued since the last flush.
+    unflushed: bool,
     /// A write found the stream full: queued frames go out before another message is taken.
     blocked: bool,
     /// Reading ended (closed or failed); later reads return `None`.
@@ -99,6 +101,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     fn from_websocket(ws: WebSocket<PollIo<S>>) -> Self {
         Socket {
             ws,
+            unflushed: false,
             blocked: false,
             ended: false,
         }
@@ -139,6 +142,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
 
     /// Queues `message`; a flush writes it at the latest.
     pub fn start_send(&mut self, message: Message) -> Result<(), Error> {
+        self.unflushed = true;
         match self.ws.write(message) {
             Ok(()) => Ok(()),
             // Queued, but the stream is full: take no more until a flush gets through.
@@ -150,10 +154,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         }
     }
 
+    /// Writes out what was queued; ready at once when nothing was.
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if !self.unflushed {
+            return Poll::Ready(Ok(()));
+        }
         self.register(cx);
         match self.ws.flush() {
             Ok(()) | Err(Error::ConnectionClosed) => {
+                self.unflushed = false;
                 self.blocked = false;
                 Poll::Ready(Ok(()))
             }
