@@ -79,15 +79,16 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none, or only `Connection: keep-alive`.
-    if !headers.keys().any(is_hop_by_hop) {
-        return;
-    }
+    // One pass over the names; most messages carry none (collecting nothing allocates nothing),
+    // or only `Connection: keep-alive`.
     let mut doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|name| is_hop_by_hop(name))
         .cloned()
         .collect();
+    if doomed.is_empty() {
+        return;
+    }
     let listed = headers
         .get_all(header::CONNECTION)
         .iter()
