@@ -51,7 +51,7 @@ impl Caller {
                 basic: None,
             };
         }
-        match shared.providers.refresh(&session).await {
+        match Box::pin(shared.providers.refresh(&session)).await {
             Ok(renewed) => {
                 metrics::counter!(telemetry::TOKEN_REFRESHES_TOTAL, "result" => "ok").increment(1);
                 match shared

@@ -75,7 +75,7 @@ impl UpstreamClient {
                 // The pooled connection closed before taking the request (the upstream ended an
                 // idle keep-alive connection): the request is intact, send it on a fresh one.
                 Err(Unsent::Retry(request)) => {
-                    let sender = self.connect(base).await?;
+                    let sender = Box::pin(self.connect(base)).await?;
                     self.send_on(sender, *request)
                         .await
                         .map_err(Unsent::into_error)?
@@ -83,7 +83,7 @@ impl UpstreamClient {
                 Err(failed) => return Err(failed.into_error()),
             },
             None => {
-                let sender = self.connect(base).await?;
+                let sender = Box::pin(self.connect(base)).await?;
                 self.send_on(sender, request)
                     .await
                     .map_err(Unsent::into_error)?
@@ -153,9 +153,15 @@ impl Unsent {
     }
 }
 
-/// The request target the upstream receives: the normalized path and the raw query.
-pub fn origin_form(path: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
-    let target = match query {
+/// The request target the upstream receives: the normalized path and the raw query of
+/// `original`. An already canonical path keeps the parsed target as it is (no copy, no reparse).
+pub fn origin_form(original: &Uri, path: &str) -> Result<Uri, GatewayError> {
+    if let Some(target) = original.path_and_query()
+        && target.path() == path
+    {
+        return Ok(Uri::from(target.clone()));
+    }
+    let target = match original.query() {
         Some(query) => format!("{path}?{query}"),
         None => path.to_string(),
     };
@@ -187,8 +193,21 @@ mod tests {
 
     #[test]
     fn origin_form_takes_the_normalized_path_and_raw_query() {
-        let uri = origin_form("/panel/app", Some("a=1&b=%2F")).unwrap();
-        assert_eq!(uri.to_string(), "/panel/app?a=1&b=%2F");
-        assert_eq!(origin_form("/", None).unwrap().to_string(), "/");
+        let cases = [
+            ("/panel/../app?a=1&b=%2F", "/app", "/app?a=1&b=%2F"),
+            ("/panel/app?a=1&b=%2F", "/panel/app", "/panel/app?a=1&b=%2F"),
+            ("//x", "/x", "/x"),
+            ("/", "/", "/"),
+            ("http://example.com:8080/a/./b?q", "/a/b", "/a/b?q"),
+            ("http://example.com/a?q", "/a", "/a?q"),
+        ];
+        for (original, path, want) in cases {
+            let uri = origin_form(&original.parse().unwrap(), path).unwrap();
+            assert_eq!(uri.to_string(), want, "{original}");
+            assert!(
+                uri.scheme().is_none() && uri.authority().is_none(),
+                "{original}"
+            );
+        }
     }
 }

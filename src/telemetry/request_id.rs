@@ -37,11 +37,12 @@ pub fn new_request_id() -> String {
     });
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut digits = [0u8; 32];
-    let nibbles = (u128::from(prefix) << 64) | u128::from(count);
-    for (i, digit) in digits.iter_mut().enumerate() {
-        *digit = HEX[((nibbles >> (124 - 4 * i)) & 0xf) as usize];
+    for (half, value) in digits.chunks_exact_mut(16).zip([prefix, count]) {
+        for (i, digit) in half.iter_mut().enumerate() {
+            *digit = HEX[(value >> (60 - 4 * i)) as usize & 0xf];
+        }
     }
-    String::from_utf8_lossy(&digits).into_owned()
+    String::from_utf8(digits.to_vec()).expect("hex digits are ASCII")
 }
 
 #[cfg(test)]
