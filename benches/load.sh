@@ -5,7 +5,9 @@
 #   3. portcullis on a guest route
 #   4. portcullis on an authenticated route: a session cookie from a real (form) login, a
 #      policy with a CEL condition, identity headers and a capability token on every request
-# The four run in ROUNDS interleaved rounds (one run of each target per round) and each figure
+#   5. examples/bare_proxy.rs: hyper's HTTP/1.1 server and client with nothing else, the floor
+#      of this HTTP stack, to tell what hyper costs from what the gateway adds
+# The five run in ROUNDS interleaved rounds (one run of each target per round) and each figure
 # is the median over the rounds: this machine's noise moves a single run by ±10%, and
 # interleaving spreads a slow spell over all targets instead of landing on one.
 # Prints requests/s, p50 and p99 for each, the portcullis/nginx ratios, and portcullis's peak
@@ -28,6 +30,7 @@ WORKERS=${WORKERS:-1}
 UPSTREAM_PORT=18081
 NGINX_PORT=18082
 PORTCULLIS_PORT=18083
+BARE_PORT=18084
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -37,7 +40,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --locked --quiet
+cargo build --release --locked --quiet --bin portcullis --example bare_proxy
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -114,6 +117,8 @@ basic_auth:
 capability:
   keys_dir: keys
 EOF
+./target/release/examples/bare_proxy "127.0.0.1:$BARE_PORT" "127.0.0.1:$UPSTREAM_PORT" >"$work/bare.out" 2>&1 &
+pids+=("$!")
 RUST_LOG=warn ./target/release/portcullis serve --config "$work/gateway.yaml" >"$work/portcullis.out" 2>&1 &
 portcullis_pid=$!
 pids+=("$portcullis_pid")
@@ -161,12 +166,13 @@ run() {
 }
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-targets=(direct nginx portcullis_guest portcullis_auth)
+targets=(direct nginx portcullis_guest portcullis_auth bare_hyper)
 declare -A url=(
   [direct]="http://127.0.0.1:$UPSTREAM_PORT/"
   [nginx]="http://127.0.0.1:$NGINX_PORT/"
   [portcullis_guest]="http://127.0.0.1:$PORTCULLIS_PORT/"
   [portcullis_auth]="http://127.0.0.1:$PORTCULLIS_PORT/authed/"
+  [bare_hyper]="http://127.0.0.1:$BARE_PORT/"
 )
 declare -A cookie=([portcullis_auth]="$session")
 for name in "${targets[@]}"; do # warm pools and caches
@@ -195,7 +201,7 @@ for name in "${targets[@]}"; do
   printf "%-20s %12.0f %10.0f %10.0f   %s\n" "$name" "${median_rps[$name]}" "$(median "${p50[$name]}")" \
     "${median_p99[$name]}" "$(tr ' ' '\n' <<<"${rps[$name]}" | grep . | awk '{ printf "%.0f ", $1 }')"
 done
-for name in portcullis_guest portcullis_auth; do
+for name in portcullis_guest portcullis_auth bare_hyper; do
   awk -v n="$name" -v a="${median_rps[$name]}" -v b="${median_rps[nginx]}" -v c="${median_p99[$name]}" -v d="${median_p99[nginx]}" \
     'BEGIN { printf "%s/nginx: requests/s %.2fx, p99 %.2fx\n", n, a / b, c / d }'
 done

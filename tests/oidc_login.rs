@@ -169,7 +169,7 @@ async fn full_login_maps_identity_groups_and_session_reopens() {
 
     let browser_cookies = cookies_from(&set_cookies.iter().collect::<Vec<_>>());
     let reopened = codec.open(&browser_cookies).expect("session cookie opens");
-    assert_eq!(reopened, session);
+    assert_eq!(*reopened, session);
     assert_eq!(
         codec.open(&browser_cookies).unwrap().id,
         session.id,
@@ -373,7 +373,7 @@ async fn provider_down_login_is_503_and_existing_sessions_keep_working() {
 
     let cookies = cookies_from(&set_cookies.iter().collect::<Vec<_>>());
     assert_eq!(
-        codec.open(&cookies).as_ref(),
+        codec.open(&cookies).as_deref(),
         Some(&session),
         "existing session still opens"
     );

@@ -2,6 +2,8 @@
 //! token nears expiry), or an `Authorization: Basic` header where a login is needed and the
 //! configuration allows it, or nobody.
 
+use std::sync::Arc;
+
 use http::header::{self, HeaderMap, HeaderValue};
 
 use super::error::GatewayError;
@@ -14,7 +16,7 @@ use crate::telemetry;
 /// The identity a request is decided with.
 #[derive(Default)]
 pub struct Caller {
-    pub session: Option<Session>,
+    pub session: Option<Arc<Session>>,
     /// Set when the request authenticated with its own `Authorization: Basic` header.
     pub basic: Option<Identity>,
 }
@@ -62,7 +64,7 @@ impl Caller {
                     Err(err) => tracing::error!(error = %err, "cannot seal the refreshed session"),
                 }
                 Caller {
-                    session: Some(renewed),
+                    session: Some(Arc::new(renewed)),
                     basic: None,
                 }
             }

@@ -1,5 +1,7 @@
 //! Cookie plumbing: read the request's cookies, write (chunked) `Set-Cookie` values.
 
+use std::borrow::Cow;
+
 use http::{HeaderMap, HeaderValue, header::COOKIE};
 
 /// Browsers cap one cookie at ~4096 bytes including name and attributes; stay well below.
@@ -24,7 +26,11 @@ impl<'a> Jar<'a> {
     pub(super) fn from_headers(headers: &'a HeaderMap) -> Jar<'a> {
         let mut cookies = Vec::new();
         for value in headers.get_all(COOKIE) {
-            let Ok(text) = value.to_str() else { continue };
+            // UTF-8, not `to_str`'s byte-by-byte visible-ASCII check: the value is a sealed
+            // session of a few hundred bytes, and its base64 decoding refuses anything odd.
+            let Ok(text) = std::str::from_utf8(value.as_bytes()) else {
+                continue;
+            };
             for pair in text.split(';') {
                 if let Some((name, value)) = pair.trim().split_once('=') {
                     cookies.push((name.trim(), value.trim()));
@@ -41,10 +47,10 @@ impl<'a> Jar<'a> {
             .map(|(_, value)| *value)
     }
 
-    /// The whole value: `NAME` itself, or `NAME_0`, `NAME_1`, ... concatenated.
-    pub(super) fn assemble(&self, name: &str) -> Option<String> {
+    /// The whole value: `NAME` itself (borrowed), or `NAME_0`, `NAME_1`, ... concatenated.
+    pub(super) fn assemble(&self, name: &str) -> Option<Cow<'a, str>> {
         if let Some(value) = self.get(name) {
-            return Some(value.to_owned());
+            return Some(Cow::Borrowed(value));
         }
         let mut whole = String::new();
         for index in 0..=MAX_CHUNKS {
@@ -55,7 +61,7 @@ impl<'a> Jar<'a> {
                 None => break,
             }
         }
-        Some(whole)
+        Some(Cow::Owned(whole))
     }
 
     /// Indexes of the `NAME_i` chunk cookies present in the request.

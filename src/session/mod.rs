@@ -29,6 +29,7 @@ mod seal;
 
 pub use config::SessionConfig;
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderValue};
@@ -197,8 +198,9 @@ impl SessionCodec {
         }
     }
 
-    /// The session in the request's cookies, if one opens and has not expired.
-    pub fn open(&self, headers: &HeaderMap) -> Option<Session> {
+    /// The session in the request's cookies, if one opens and has not expired. Shared: a
+    /// session opened before is handed out again without a copy.
+    pub fn open(&self, headers: &HeaderMap) -> Option<Arc<Session>> {
         if !headers.contains_key(http::header::COOKIE) {
             return None;
         }
@@ -212,7 +214,8 @@ impl SessionCodec {
         if session.expires_at <= now {
             return None;
         }
-        self.opened.remember(sealed, &session);
+        let session = Arc::new(session);
+        self.opened.remember(&sealed, &session);
         Some(session)
     }
 
