@@ -45,6 +45,9 @@ pub struct Config {
     pub decision_log: DecisionLogConfig,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request's headers (and an idle keep-alive connection
+    /// may wait for the next request) before the connection is closed.
+    pub client_header_timeout: Duration,
     /// Threads serving connections, each with its own event loop and upstream pool.
     pub workers: usize,
 }
@@ -117,6 +120,8 @@ struct RawConfig {
     decision_log: DecisionLogConfig,
     #[serde(default, with = "humantime_serde")]
     shutdown_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    client_header_timeout: Option<Duration>,
     workers: Option<Spanned<usize>>,
 }
 
@@ -199,6 +204,7 @@ impl Config {
             metrics_listen: None,
             decision_log: DecisionLogConfig::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            client_header_timeout: DEFAULT_CLIENT_HEADER_TIMEOUT,
             workers: default_workers(),
         }
     }
@@ -251,6 +257,7 @@ impl Config {
 }
 
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+const DEFAULT_CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_WORKERS: usize = 256;
 
 /// One worker per CPU core the process may run on.
@@ -450,6 +457,9 @@ impl<'a> Validator<'a> {
             metrics_listen,
             decision_log: raw.decision_log,
             shutdown_grace: raw.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+            client_header_timeout: raw
+                .client_header_timeout
+                .unwrap_or(DEFAULT_CLIENT_HEADER_TIMEOUT),
             workers,
         })
     }
@@ -554,6 +564,7 @@ mod tests {
         assert_eq!(config.public_url.as_str(), "http://127.0.0.1:9000/");
         assert_eq!(config.upstream.connect_timeout, Duration::from_secs(5));
         assert_eq!(config.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+        assert_eq!(config.client_header_timeout, DEFAULT_CLIENT_HEADER_TIMEOUT);
         assert_eq!(config.workers, default_workers());
     }
 
@@ -570,7 +581,11 @@ mod tests {
 
     #[test]
     fn durations_are_humane() {
-        let config = parse("upstream:\n  response_timeout: 250ms\nshutdown_grace: 2s\n").unwrap();
+        let config = parse(
+            "upstream:\n  response_timeout: 250ms\nshutdown_grace: 2s\nclient_header_timeout: 5s\n",
+        )
+        .unwrap();
+        assert_eq!(config.client_header_timeout, Duration::from_secs(5));
         assert_eq!(config.upstream.response_timeout, Duration::from_millis(250));
         assert_eq!(config.shutdown_grace, Duration::from_secs(2));
     }

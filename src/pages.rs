@@ -408,8 +408,10 @@ pub fn error_json(status: u16, error: &str, request_id: &str) -> String {
 ///
 /// True when an `Accept` header lists `text/html` and `X-Requested-With` is not `XMLHttpRequest`.
 pub fn wants_html(headers: &http::HeaderMap) -> bool {
+    // A `HeaderName` constant: a `&str` key would be parsed on every request.
+    const X_REQUESTED_WITH: http::HeaderName = http::HeaderName::from_static("x-requested-with");
     let xhr = headers
-        .get_all("x-requested-with")
+        .get_all(X_REQUESTED_WITH)
         .iter()
         .any(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"));
     if xhr {

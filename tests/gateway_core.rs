@@ -275,6 +275,51 @@ async fn upstream_down_is_502_and_slow_upstream_is_504() {
     assert!(started.elapsed() < Duration::from_millis(1500));
 }
 
+/// Reads until the gateway closes the connection; how long that took.
+async fn time_until_closed(stream: &mut tokio::net::TcpStream) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    })
+    .await;
+    assert!(read.is_ok(), "the gateway kept the connection open");
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_slow_to_send_headers_are_disconnected() {
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "client_header_timeout: 400ms\n").await;
+
+    // Silent after connecting (nothing to tell the HTTP version from).
+    let mut silent = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let waited = time_until_closed(&mut silent).await;
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+
+    // Slowloris: a request head started and never finished.
+    let mut slow = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    slow.write_all(b"GET /plain/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let waited = time_until_closed(&mut slow).await;
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+
+    // Idle between keep-alive requests: the same timeout.
+    let mut idle = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    idle.write_all(b"GET /plain/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    idle.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    time_until_closed(&mut idle).await;
+
+    // A prompt client on a fresh connection is served as usual.
+    let reply = get(&gateway.url("/plain/x"), &[]).await;
+    assert_eq!(reply.status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_connections_are_pooled_per_worker() {
     let upstream = Upstream::start().await;

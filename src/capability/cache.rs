@@ -6,9 +6,10 @@
 //! one route can grant different rights per request). The cache is sharded by session and
 //! bounded: past its capacity, stale entries go first, then the oldest eighth.
 
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::time::SystemTime;
+
+use foldhash::HashMap;
 
 use http::HeaderValue;
 use parking_lot::Mutex;
@@ -100,6 +101,8 @@ impl Shard {
 pub(crate) struct TokenCache {
     shards: Box<[Mutex<Shard>]>,
     shard_capacity: usize,
+    /// Picks a session's shard; seeded per process, like the shards' own maps.
+    shard_hasher: foldhash::fast::RandomState,
 }
 
 impl TokenCache {
@@ -108,13 +111,12 @@ impl TokenCache {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             shard_capacity: capacity.div_ceil(SHARDS),
+            shard_hasher: foldhash::fast::RandomState::default(),
         }
     }
 
     fn shard(&self, session: &[u8]) -> &Mutex<Shard> {
-        let mut hasher = DefaultHasher::new();
-        session.hash(&mut hasher);
-        &self.shards[(hasher.finish() as usize) % SHARDS]
+        &self.shards[(self.shard_hasher.hash_one(session) as usize) % SHARDS]
     }
 
     pub fn get(&self, key: &CacheKey<'_>, now: SystemTime) -> Option<HeaderValue> {

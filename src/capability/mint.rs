@@ -8,7 +8,7 @@
 //! check if time($time), $time < <expires>;
 //! ```
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use biscuit_auth::macros::{biscuit, fact};
@@ -64,6 +64,22 @@ pub struct Minter {
     ttl: Duration,
     refresh_after: Duration,
     cache: TokenCache,
+    /// Looked up on first use (after the gateway installed its recorder), not per token.
+    meters: OnceLock<MintMeters>,
+}
+
+struct MintMeters {
+    cache_hits: metrics::Counter,
+    minted: metrics::Counter,
+}
+
+impl MintMeters {
+    fn get(cell: &OnceLock<MintMeters>) -> &MintMeters {
+        cell.get_or_init(|| MintMeters {
+            cache_hits: metrics::counter!("portcullis_capability_cache_hits_total"),
+            minted: metrics::counter!("portcullis_capability_minted_total"),
+        })
+    }
 }
 
 impl std::fmt::Debug for Minter {
@@ -89,6 +105,7 @@ impl Minter {
             ttl: config.ttl,
             refresh_after: config.ttl.mul_f64(0.8),
             cache: TokenCache::new(config.cache_capacity),
+            meters: OnceLock::new(),
         })
     }
 
@@ -137,11 +154,11 @@ impl Minter {
             kid: ring.signing_kid(),
         };
         if let Some(value) = self.cache.get(&key, now) {
-            metrics::counter!("portcullis_capability_cache_hits_total").increment(1);
+            MintMeters::get(&self.meters).cache_hits.increment(1);
             return Ok(value);
         }
         let token = build(&ring, identity, route, grants, now, self.ttl)?;
-        metrics::counter!("portcullis_capability_minted_total").increment(1);
+        MintMeters::get(&self.meters).minted.increment(1);
         let mut value = HeaderValue::from_maybe_shared(Bytes::from(token))
             .expect("URL-safe base64 is a valid header value");
         value.set_sensitive(true);

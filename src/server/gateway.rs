@@ -3,19 +3,22 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::deadline::Deadlines;
 use super::guard::{self, ConnectionContext};
 use super::headers::IdentityHeaderStripper;
 use super::listen;
@@ -33,9 +36,6 @@ use crate::policy::{PolicyStore, Scheme};
 use crate::session::SessionCodec;
 use crate::telemetry::{self, DecisionLog, PrometheusHandle};
 use crate::watch::DirWatch;
-
-/// Slow clients may not hold a connection open without sending their headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A bound, ready-to-run gateway.
 pub struct Gateway {
@@ -171,8 +171,10 @@ impl Gateway {
         let lifecycle = Lifecycle::default();
         let mut workers = Vec::with_capacity(listeners.len());
         for (index, listeners) in listeners.into_iter().enumerate() {
+            let deadlines = Deadlines::default();
             let worker = Worker {
-                upstream: UpstreamClient::new(&shared.config.upstream)?,
+                upstream: UpstreamClient::new(&shared.config.upstream, deadlines.clone())?,
+                deadlines,
                 shared: shared.clone(),
                 tls: tls.clone(),
                 lifecycle: lifecycle.clone(),
@@ -239,10 +241,11 @@ struct Lifecycle {
     connections: TaskTracker,
 }
 
-/// One serving thread: its own event loop, upstream pool and accept loops.
+/// One serving thread: its own event loop, upstream pool, timers and accept loops.
 struct Worker {
     shared: Arc<Shared>,
     upstream: UpstreamClient,
+    deadlines: Deadlines,
     tls: Option<TlsAcceptor>,
     lifecycle: Lifecycle,
 }
@@ -251,6 +254,7 @@ impl Worker {
     fn run(self, runtime: tokio::runtime::Runtime, listeners: Vec<TcpListener>) {
         let stopped = self.lifecycle.stopped.clone();
         runtime.block_on(async move {
+            tokio::spawn(self.deadlines.clone().sweep());
             let worker = Arc::new(self);
             for listener in listeners {
                 tokio::spawn(accept_loop(listener, worker.clone()));
@@ -289,53 +293,150 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>) {
             peer,
             scheme,
         ));
+        let serving = Serving {
+            connection,
+            draining: draining.clone(),
+            deadlines: worker.deadlines.clone(),
+            header_timeout: worker.shared.config.client_header_timeout,
+        };
         let tls = worker.tls.clone();
-        let draining = draining.clone();
         worker.lifecycle.connections.spawn(async move {
-            match tls {
-                None => serve_connection(stream, connection, draining).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, connection, draining).await,
-                        Ok(Err(err)) => {
-                            tracing::debug!(%peer, error = %err, "TLS handshake failed")
-                        }
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
+            let header_timeout = serving.header_timeout;
+            let Some(acceptor) = tls else {
+                // Nothing sent within the header timeout: the connection is closed unread.
+                if let Ok(protocol) = serving
+                    .deadlines
+                    .timeout(header_timeout, sniff(&stream))
+                    .await
+                {
+                    serving.serve(stream, protocol).await;
                 }
+                return;
+            };
+            match serving
+                .deadlines
+                .timeout(header_timeout, acceptor.accept(stream))
+                .await
+            {
+                Ok(Ok(stream)) => {
+                    let protocol = match stream.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => Protocol::Http2,
+                        _ => Protocol::Http1,
+                    };
+                    serving.serve(stream, protocol).await;
+                }
+                Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
     }
 }
 
-async fn serve_connection<S>(
-    stream: S,
+/// The HTTP version a connection speaks, as far as its first bytes tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+    /// Too few bytes yet to tell: left to hyper-util's reader, which waits for more.
+    Undecided,
+}
+
+/// h2c with prior knowledge opens with this preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Tells HTTP/1.1 from h2c by peeking at the first bytes, so the connection can go straight to
+/// hyper's HTTP/1 or HTTP/2 server (the version-detecting server re-reads every byte through a
+/// rewind layer for the connection's whole life).
+async fn sniff(stream: &TcpStream) -> Protocol {
+    let mut first = [0u8; H2_PREFACE.len()];
+    match stream.peek(&mut first).await {
+        Ok(n) => protocol_of(&first[..n]),
+        // The connection fails again on the first read, where hyper reports it.
+        Err(_) => Protocol::Http1,
+    }
+}
+
+fn protocol_of(first: &[u8]) -> Protocol {
+    if first.starts_with(H2_PREFACE) {
+        Protocol::Http2
+    } else if first.is_empty() || H2_PREFACE.starts_with(first) {
+        Protocol::Undecided
+    } else {
+        Protocol::Http1
+    }
+}
+
+/// What serving one accepted connection needs.
+struct Serving {
     connection: Arc<ConnectionContext>,
     draining: CancellationToken,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    deadlines: Deadlines,
+    header_timeout: Duration,
+}
+
+impl Serving {
+    async fn serve<S>(self, stream: S, protocol: Protocol)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = self.connection.peer.ip;
+        let connection = self.connection.clone();
+        let service = service_fn(move |request| guard::handle(connection.clone(), request));
+        let io = TokioIo::new(stream);
+        let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = match protocol {
+            Protocol::Http1 => {
+                let mut builder = http1::Builder::new();
+                builder
+                    .timer(self.deadlines.clone())
+                    .header_read_timeout(self.header_timeout)
+                    // Head and small bodies copied into one buffer: one write instead of writev.
+                    .writev(false);
+                let serving = builder.serve_connection(io, service).with_upgrades();
+                until_drained(serving, &self.draining, |c| c.graceful_shutdown())
+                    .await
+                    .map_err(Into::into)
+            }
+            Protocol::Http2 => {
+                let serving =
+                    http2::Builder::new(TokioExecutor::new()).serve_connection(io, service);
+                until_drained(serving, &self.draining, |c| c.graceful_shutdown())
+                    .await
+                    .map_err(Into::into)
+            }
+            Protocol::Undecided => {
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(self.deadlines.clone())
+                    .header_read_timeout(self.header_timeout)
+                    .writev(false);
+                let serving = builder.serve_connection_with_upgrades(io, service);
+                until_drained(serving, &self.draining, |c| c.graceful_shutdown()).await
+            }
+        };
+        if let Err(err) = result {
+            tracing::debug!(%peer, error = %err, "connection ended with an error");
+        }
+    }
+}
+
+async fn until_drained<C, E>(
+    serving: C,
+    draining: &CancellationToken,
+    graceful_shutdown: impl FnOnce(Pin<&mut C>),
+) -> Result<(), E>
+where
+    C: Future<Output = Result<(), E>>,
 {
-    let peer = connection.peer.ip;
-    let service = service_fn(move |request| guard::handle(connection.clone(), request));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        // Head and small bodies copied into one buffer: one plain write instead of writev.
-        .writev(false);
-    let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(serving);
-    let result = tokio::select! {
+    tokio::select! {
+        biased;
         result = serving.as_mut() => result,
         _ = draining.cancelled() => {
             // Finish the request in flight (and its response), then close.
-            serving.as_mut().graceful_shutdown();
+            graceful_shutdown(serving.as_mut());
             serving.await
         }
-    };
-    if let Err(err) = result {
-        tracing::debug!(%peer, error = %err, "connection ended with an error");
     }
 }
 
@@ -371,5 +472,35 @@ async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle) {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_bytes_tell_http1_from_h2c() {
+        let cases: &[(&[u8], Protocol)] = &[
+            (b"GET / HTTP/1.1\r\n", Protocol::Http1),
+            (b"POST /upload HTTP/1.1\r\n", Protocol::Http1),
+            (b"PRI * HTTP/1.1\r\n\r\n", Protocol::Http1),
+            (H2_PREFACE, Protocol::Http2),
+            (
+                b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04",
+                Protocol::Http2,
+            ),
+            (b"PRI * HTTP/2", Protocol::Undecided),
+            (b"P", Protocol::Undecided),
+            (b"", Protocol::Undecided),
+        ];
+        for (first, want) in cases {
+            assert_eq!(
+                protocol_of(first),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(first)
+            );
+        }
     }
 }

@@ -79,30 +79,44 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names; most messages carry none (collecting nothing allocates nothing),
-    // or only `Connection: keep-alive`.
-    let mut doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| is_hop_by_hop(name))
-        .cloned()
-        .collect();
-    if doomed.is_empty() {
-        return;
+    // One pass over the names. Most messages carry no hop-by-hop header, or only
+    // `Connection: keep-alive` (most upstream responses): both cases allocate nothing.
+    let mut connection = false;
+    let mut others = false;
+    for name in headers.keys() {
+        if *name == header::CONNECTION {
+            connection = true;
+        } else if is_hop_by_hop(name) {
+            others = true;
+        }
     }
-    let listed = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        // `close` names no header, and `keep-alive` is hop-by-hop already.
-        .filter(|token| {
-            !token.eq_ignore_ascii_case("close") && !token.eq_ignore_ascii_case("keep-alive")
-        })
-        .filter_map(|token| HeaderName::try_from(token).ok());
-    doomed.extend(listed);
-    for name in doomed {
-        headers.remove(name);
+    if connection {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            // `close` names no header, and `keep-alive` is hop-by-hop already.
+            .filter(|token| {
+                !token.eq_ignore_ascii_case("close") && !token.eq_ignore_ascii_case("keep-alive")
+            })
+            .filter_map(|token| HeaderName::try_from(token).ok())
+            .collect();
+        headers.remove(header::CONNECTION);
+        for name in listed {
+            headers.remove(name);
+        }
+    }
+    if others {
+        let doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| is_hop_by_hop(name))
+            .cloned()
+            .collect();
+        for name in doomed {
+            headers.remove(name);
+        }
     }
 }
 
@@ -263,6 +277,32 @@ mod tests {
             map.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             vec!["accept"]
         );
+    }
+
+    #[test]
+    fn each_kind_of_hop_by_hop_header_is_removed_on_its_own() {
+        let cases: &[&[(&str, &str)]] = &[
+            &[("connection", "keep-alive")],
+            &[("connection", "close"), ("connection", "x-hop")],
+            &[("transfer-encoding", "chunked")],
+            &[("proxy-connection", "keep-alive")],
+            &[],
+        ];
+        for case in cases {
+            let mut map = headers(case);
+            map.append("x-hop", HeaderValue::from_static("1"));
+            map.append("content-type", HeaderValue::from_static("text/plain"));
+            remove_hop_by_hop(&mut map);
+            let named_hop = case.iter().any(|(_, value)| value.contains("x-hop"));
+            let want = if named_hop {
+                vec!["content-type"]
+            } else {
+                vec!["content-type", "x-hop"]
+            };
+            let mut left: Vec<&str> = map.keys().map(|k| k.as_str()).collect();
+            left.sort_unstable();
+            assert_eq!(left, want, "{case:?}");
+        }
     }
 
     #[test]

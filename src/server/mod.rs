@@ -3,6 +3,7 @@
 
 mod body;
 mod caller;
+mod deadline;
 mod endpoints;
 mod error;
 mod gateway;

@@ -2,7 +2,7 @@
 //! streamed both ways, timeouts mapped to 502/504.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
@@ -12,6 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service;
 
 use super::body::Body;
+use super::deadline::Deadlines;
 use super::error::GatewayError;
 use super::headers::remove_hop_by_hop;
 use super::pool::{Pool, PooledBody};
@@ -25,10 +26,12 @@ pub struct UpstreamClient {
     connector: Connector,
     pool: Arc<Pool>,
     response_timeout: Duration,
+    deadlines: Deadlines,
 }
 
 impl UpstreamClient {
-    pub fn new(config: &UpstreamConfig) -> Result<Self, std::io::Error> {
+    /// `deadlines` times the wait for response headers: the serving worker's timers.
+    pub fn new(config: &UpstreamConfig, deadlines: Deadlines) -> Result<Self, std::io::Error> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(config.connect_timeout));
@@ -42,6 +45,7 @@ impl UpstreamClient {
             connector,
             pool: Pool::new(config.pool_max_idle_per_host, config.pool_idle_timeout),
             response_timeout: config.response_timeout,
+            deadlines,
         })
     }
 
@@ -53,9 +57,15 @@ impl UpstreamClient {
         base: &Uri,
         request: Request<Incoming>,
     ) -> Result<Response<Body>, GatewayError> {
-        match tokio::time::timeout(self.response_timeout, self.send(base, request)).await {
-            Err(_) => Err(GatewayError::UpstreamTimeout),
-            Ok(result) => result,
+        // Selected here rather than through `Deadlines::timeout`: the request's future is built
+        // in place instead of being moved into another one.
+        let expired = self
+            .deadlines
+            .sleep_until(Instant::now() + self.response_timeout);
+        tokio::select! {
+            biased;
+            sent = self.send(base, request) => sent,
+            () = expired => Err(GatewayError::UpstreamTimeout),
         }
     }
 
