@@ -297,6 +297,12 @@ async fn clients_slow_to_send_headers_are_disconnected() {
     let waited = time_until_closed(&mut silent).await;
     assert!(waited >= Duration::from_millis(300), "{waited:?}");
 
+    // The start of the h2c preface, then nothing: too short to tell the version from.
+    let mut stalled = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    stalled.write_all(b"PRI * HT").await.unwrap();
+    let waited = time_until_closed(&mut stalled).await;
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+
     // Slowloris: a request head started and never finished.
     let mut slow = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
     slow.write_all(b"GET /plain/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")

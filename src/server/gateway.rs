@@ -332,37 +332,47 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>) {
     }
 }
 
-/// The HTTP version a connection speaks, as far as its first bytes tell.
+/// The HTTP version a connection speaks, as its first bytes tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
     Http1,
     Http2,
-    /// Too few bytes yet to tell: left to hyper-util's reader, which waits for more.
-    Undecided,
 }
 
 /// h2c with prior knowledge opens with this preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Tells HTTP/1.1 from h2c by peeking at the first bytes, so the connection can go straight to
-/// hyper's HTTP/1 or HTTP/2 server (the version-detecting server re-reads every byte through a
-/// rewind layer for the connection's whole life).
+/// How long to wait for more bytes when the first ones could still be the h2c preface.
+const SNIFF_RETRY: Duration = Duration::from_millis(10);
+
+/// Tells HTTP/1.1 from h2c by peeking at the first bytes, so the connection goes straight to
+/// hyper's HTTP/1 or HTTP/2 server (hyper-util's version-detecting server re-reads every byte
+/// through a rewind layer for the connection's whole life). The caller bounds the wait with
+/// the header timeout.
 async fn sniff(stream: &TcpStream) -> Protocol {
     let mut first = [0u8; H2_PREFACE.len()];
-    match stream.peek(&mut first).await {
-        Ok(n) => protocol_of(&first[..n]),
-        // The connection fails again on the first read, where hyper reports it.
-        Err(_) => Protocol::Http1,
+    loop {
+        match stream.peek(&mut first).await {
+            // Closed or failed: hyper meets that on its first read and ends the connection.
+            Ok(0) | Err(_) => return Protocol::Http1,
+            Ok(n) => match protocol_of(&first[..n]) {
+                Some(protocol) => return protocol,
+                // A peek returns at once while any byte is buffered: wait before looking again.
+                // Only a client sending the preface in pieces gets here.
+                None => tokio::time::sleep(SNIFF_RETRY).await,
+            },
+        }
     }
 }
 
-fn protocol_of(first: &[u8]) -> Protocol {
+/// `None` while the bytes so far are a proper prefix of the h2c preface.
+fn protocol_of(first: &[u8]) -> Option<Protocol> {
     if first.starts_with(H2_PREFACE) {
-        Protocol::Http2
-    } else if first.is_empty() || H2_PREFACE.starts_with(first) {
-        Protocol::Undecided
+        Some(Protocol::Http2)
+    } else if H2_PREFACE.starts_with(first) {
+        None
     } else {
-        Protocol::Http1
+        Some(Protocol::Http1)
     }
 }
 
@@ -402,16 +412,6 @@ impl Serving {
                 until_drained(serving, &self.draining, |c| c.graceful_shutdown())
                     .await
                     .map_err(Into::into)
-            }
-            Protocol::Undecided => {
-                let mut builder = auto::Builder::new(TokioExecutor::new());
-                builder
-                    .http1()
-                    .timer(self.deadlines.clone())
-                    .header_read_timeout(self.header_timeout)
-                    .writev(false);
-                let serving = builder.serve_connection_with_upgrades(io, service);
-                until_drained(serving, &self.draining, |c| c.graceful_shutdown()).await
             }
         };
         if let Err(err) = result {
@@ -481,18 +481,17 @@ mod tests {
 
     #[test]
     fn the_first_bytes_tell_http1_from_h2c() {
-        let cases: &[(&[u8], Protocol)] = &[
-            (b"GET / HTTP/1.1\r\n", Protocol::Http1),
-            (b"POST /upload HTTP/1.1\r\n", Protocol::Http1),
-            (b"PRI * HTTP/1.1\r\n\r\n", Protocol::Http1),
-            (H2_PREFACE, Protocol::Http2),
+        let cases: &[(&[u8], Option<Protocol>)] = &[
+            (b"GET / HTTP/1.1\r\n", Some(Protocol::Http1)),
+            (b"POST /upload HTTP/1.1\r\n", Some(Protocol::Http1)),
+            (b"PRI * HTTP/1.1\r\n\r\n", Some(Protocol::Http1)),
+            (H2_PREFACE, Some(Protocol::Http2)),
             (
                 b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04",
-                Protocol::Http2,
+                Some(Protocol::Http2),
             ),
-            (b"PRI * HTTP/2", Protocol::Undecided),
-            (b"P", Protocol::Undecided),
-            (b"", Protocol::Undecided),
+            (b"PRI * HTTP/2", None),
+            (b"P", None),
         ];
         for (first, want) in cases {
             assert_eq!(
