@@ -287,29 +287,33 @@ async fn time_until_closed(stream: &mut tokio::net::TcpStream) -> Duration {
     started.elapsed()
 }
 
+/// Opens a connection, sends `first` and nothing more; how long until the gateway closed it.
+async fn time_until_closed_after(gateway: &GatewayProcess, first: &[u8]) -> Duration {
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    stream.write_all(first).await.unwrap();
+    time_until_closed(&mut stream).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn clients_slow_to_send_headers_are_disconnected() {
     let upstream = Upstream::start().await;
     let gateway = start(&upstream, "client_header_timeout: 400ms\n").await;
 
-    // Silent after connecting (nothing to tell the HTTP version from).
-    let mut silent = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
-    let waited = time_until_closed(&mut silent).await;
-    assert!(waited >= Duration::from_millis(300), "{waited:?}");
-
-    // The start of the h2c preface, then nothing: too short to tell the version from.
-    let mut stalled = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
-    stalled.write_all(b"PRI * HT").await.unwrap();
-    let waited = time_until_closed(&mut stalled).await;
-    assert!(waited >= Duration::from_millis(300), "{waited:?}");
-
-    // Slowloris: a request head started and never finished.
-    let mut slow = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
-    slow.write_all(b"GET /plain/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-        .await
-        .unwrap();
-    let waited = time_until_closed(&mut slow).await;
-    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    let stalled_starts: [(&str, &[u8]); 3] = [
+        // Silent after connecting (nothing to tell the HTTP version from).
+        ("silent", b""),
+        // The start of the h2c preface, then nothing: too short to tell the version from.
+        ("h2c preface", b"PRI * HT"),
+        // Slowloris: a request head started and never finished.
+        (
+            "slowloris",
+            b"GET /plain/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+        ),
+    ];
+    for (case, first) in stalled_starts {
+        let waited = time_until_closed_after(&gateway, first).await;
+        assert!(waited >= Duration::from_millis(300), "{case}: {waited:?}");
+    }
 
     // Idle between keep-alive requests: the same timeout.
     let mut idle = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();

@@ -393,7 +393,7 @@ impl Serving {
         let connection = self.connection.clone();
         let service = service_fn(move |request| guard::handle(connection.clone(), request));
         let io = TokioIo::new(stream);
-        let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = match protocol {
+        let result = match protocol {
             Protocol::Http1 => {
                 let mut builder = http1::Builder::new();
                 builder
@@ -402,16 +402,12 @@ impl Serving {
                     // Head and small bodies copied into one buffer: one write instead of writev.
                     .writev(false);
                 let serving = builder.serve_connection(io, service).with_upgrades();
-                until_drained(serving, &self.draining, |c| c.graceful_shutdown())
-                    .await
-                    .map_err(Into::into)
+                until_drained(serving, &self.draining, |c| c.graceful_shutdown()).await
             }
             Protocol::Http2 => {
                 let serving =
                     http2::Builder::new(TokioExecutor::new()).serve_connection(io, service);
-                until_drained(serving, &self.draining, |c| c.graceful_shutdown())
-                    .await
-                    .map_err(Into::into)
+                until_drained(serving, &self.draining, |c| c.graceful_shutdown()).await
             }
         };
         if let Err(err) = result {
