@@ -8,6 +8,8 @@
 //! assert!(headers.iter().any(|(n, v)| n == "x-auth-request-groups" && v == "x,y"));
 //! ```
 
+use std::sync::OnceLock;
+
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
@@ -81,6 +83,40 @@ pub fn identity_headers(
         .into_iter()
         .filter_map(|(name, value)| Some((name.clone(), HeaderValue::from_str(value?).ok()?)))
         .collect()
+}
+
+/// A session's identity headers, built on its first allowed request and reused after: the
+/// identity in a session never changes, and the names are fixed when the gateway starts.
+/// Not part of the session's value (a copy starts empty, and equality ignores it).
+#[derive(Default)]
+pub struct CachedIdentityHeaders(OnceLock<Vec<(HeaderName, HeaderValue)>>);
+
+impl CachedIdentityHeaders {
+    pub fn get(
+        &self,
+        identity: &Identity,
+        names: &IdentityHeaderNames,
+    ) -> &[(HeaderName, HeaderValue)] {
+        self.0.get_or_init(|| identity_headers(identity, names))
+    }
+}
+
+impl Clone for CachedIdentityHeaders {
+    fn clone(&self) -> Self {
+        CachedIdentityHeaders::default()
+    }
+}
+
+impl PartialEq for CachedIdentityHeaders {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for CachedIdentityHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CachedIdentityHeaders")
+    }
 }
 
 #[cfg(test)]

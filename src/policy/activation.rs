@@ -17,6 +17,7 @@ use cel::{Context, ExecutionError, Value};
 
 use super::RequestInfo;
 use super::expr::Expr;
+use super::memo::{self, WhenMemo};
 use crate::identity::Identity;
 
 /// The variables of one decision, resolved by name on each lookup: no map is built and no
@@ -66,26 +67,44 @@ impl VariableResolver for Vars<'_> {
 pub(crate) struct Activation<'a> {
     root: &'a Context<'static, 'static>,
     vars: &'a Vars<'a>,
+    memo: &'a WhenMemo,
     scope: Option<Context<'a, 'a>>,
 }
 
 impl<'a> Activation<'a> {
-    pub(crate) fn new(root: &'a Context<'static, 'static>, vars: &'a Vars<'a>) -> Self {
+    pub(crate) fn new(
+        root: &'a Context<'static, 'static>,
+        vars: &'a Vars<'a>,
+        memo: &'a WhenMemo,
+    ) -> Self {
         Activation {
             root,
             vars,
+            memo,
             scope: None,
         }
     }
 
+    /// The expression's result on this request: remembered, or evaluated (and remembered
+    /// when it can be, see [`memo`](super::memo)).
     pub(crate) fn eval(&mut self, expr: &Expr) -> Result<bool, String> {
+        let key = memo::key(expr, self.vars.user, self.vars.request);
+        if let Some(key) = &key
+            && let Some(result) = self.memo.get(key)
+        {
+            return Ok(result);
+        }
         let (root, vars) = (self.root, self.vars);
         let scope = self.scope.get_or_insert_with(|| {
             let mut scope: Context<'a, 'a> = root.new_inner_scope();
             scope.set_variable_resolver(vars);
             scope
         });
-        expr.execute(scope)
+        let result = expr.execute(scope);
+        if let (Some(key), Ok(result)) = (key, &result) {
+            self.memo.remember(key, *result);
+        }
+        result
     }
 }
 

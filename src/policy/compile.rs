@@ -72,6 +72,7 @@ impl PolicySet {
             global_deny: c.global_deny,
             global_permit: c.global_permit,
             cel: functions::root_context(Arc::new(c.literals)),
+            when_memo: Default::default(),
             files: sorted.iter().map(|s| s.path.clone()).collect(),
         })
     }

@@ -92,7 +92,7 @@ impl PolicySet {
             scope: "global",
         };
         let vars = Vars::new(user, req);
-        let mut cel = Activation::new(&self.cel, &vars);
+        let mut cel = Activation::new(&self.cel, &vars, &self.when_memo);
         let mut facts = UserFacts::new(user);
 
         for (scope, rules) in [(None, &self.global_deny), (Some(&route.name), &entry.deny)] {

@@ -52,6 +52,7 @@ impl PolicySet {
             global_permit: Vec::new(),
             index: Default::default(),
             cel: super::functions::root_context(Default::default()),
+            when_memo: Default::default(),
             files: Vec::new(),
         }
     }

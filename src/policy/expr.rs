@@ -3,6 +3,7 @@
 //! that holds only the variables and fields the expression reads.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use cel::common::ast::{EntryExpr, Expr as Ast, IdedExpr, LiteralValue};
@@ -45,6 +46,8 @@ pub(crate) struct Needs {
 /// A compiled `when:` expression.
 #[derive(Debug)]
 pub(crate) struct Expr {
+    /// Unique in the process: names the expression in memo keys.
+    pub id: u64,
     pub source: Arc<str>,
     program: Program,
     pub needs: Needs,
@@ -159,7 +162,9 @@ impl Expr {
         if !errors.is_empty() {
             return Err(errors);
         }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Expr {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             source: source.into(),
             program,
             needs,

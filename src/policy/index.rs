@@ -6,8 +6,8 @@
 //! the most leading literal segments (an exact path beats a prefix of the same depth), then the
 //! longer literal text, then the route defined first (file name order, then position in file).
 
+use foldhash::HashMap;
 use std::cmp::Reverse;
-use std::collections::HashMap;
 
 use super::RequestInfo;
 use super::pattern::HostPattern;
@@ -30,6 +30,8 @@ struct PathIndex {
 struct Candidate {
     route: u32,
     glob: u32,
+    /// The glob's [`specificity`](super::pattern::PathGlob::specificity), worked out once.
+    specificity: (usize, usize),
 }
 
 impl RouteIndex {
@@ -45,6 +47,7 @@ impl RouteIndex {
                 let c = Candidate {
                     route: r as u32,
                     glob: g as u32,
+                    specificity: glob.specificity(),
                 };
                 match glob.first_literal() {
                     Some(first) => bucket.by_first.entry(first.to_owned()).or_default().push(c),
@@ -92,7 +95,7 @@ impl PathIndex {
                 let entry = routes.get(c.route as usize)?;
                 let glob = entry.scope.paths.get(c.glob as usize)?;
                 (entry.scope.method_ok(&req.method) && glob.matches(&req.path))
-                    .then(|| ((glob.specificity(), Reverse(c.route)), c.route as usize))
+                    .then_some(((c.specificity, Reverse(c.route)), c.route as usize))
             })
             .max_by_key(|(key, _)| *key)
             .map(|(_, route)| route)

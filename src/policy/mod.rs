@@ -15,6 +15,7 @@ mod expr;
 mod functions;
 mod index;
 mod load;
+mod memo;
 mod model;
 mod pattern;
 mod reload;

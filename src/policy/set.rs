@@ -10,6 +10,7 @@ use cel::Context;
 use super::error::Pos;
 use super::expr::Expr;
 use super::index::RouteIndex;
+use super::memo::WhenMemo;
 use super::pattern::{DomainSet, HostPattern, PathGlob};
 use super::{RequestInfo, Route};
 
@@ -105,6 +106,8 @@ pub struct PolicySet {
     pub(crate) global_permit: Vec<Rule>,
     pub(crate) index: RouteIndex,
     pub(crate) cel: Context<'static, 'static>,
+    /// `when:` results of this set, by the values they read.
+    pub(crate) when_memo: WhenMemo,
     pub(crate) files: Vec<PathBuf>,
 }
 

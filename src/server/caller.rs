@@ -2,14 +2,16 @@
 //! token nears expiry), or an `Authorization: Basic` header where a login is needed and the
 //! configuration allows it, or nobody.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::error::GatewayError;
 use super::guard::RequestContext;
 use super::state::Shared;
 use crate::identity::Identity;
+use crate::identity::headers::{IdentityHeaderNames, identity_headers};
 use crate::session::Session;
 use crate::telemetry;
 
@@ -26,6 +28,20 @@ impl Caller {
         self.basic
             .as_ref()
             .or(self.session.as_ref().map(|session| &session.identity))
+    }
+
+    /// The identity headers for the upstream: kept with the session, built for basic auth.
+    pub fn identity_headers<'c>(
+        &'c self,
+        names: &IdentityHeaderNames,
+    ) -> Cow<'c, [(HeaderName, HeaderValue)]> {
+        match (&self.session, &self.basic) {
+            (_, Some(identity)) => Cow::Owned(identity_headers(identity, names)),
+            (Some(session), None) => {
+                Cow::Borrowed(session.identity_headers.get(&session.identity, names))
+            }
+            (None, None) => Cow::Borrowed(&[]),
+        }
     }
 
     /// What capability tokens are cached under: the session, or the basic-auth subject.

@@ -41,7 +41,6 @@ use super::state::Shared;
 use super::websocket::{self, is_upgrade};
 use super::whoami;
 use crate::identity::Identity;
-use crate::identity::headers::identity_headers;
 use crate::pages::wants_html;
 use crate::policy::{Decision, Outcome, PolicySet, RequestInfo, Scheme, Upstream};
 use crate::telemetry::{self, DecisionOutcome, DecisionRecord, REQUEST_ID_HEADER};
@@ -310,8 +309,8 @@ async fn allow(
         upstream_headers.insert(REQUEST_ID_HEADER, value);
     }
     if let Some(identity) = caller.identity() {
-        for (name, value) in identity_headers(identity, &shared.identity_headers) {
-            upstream_headers.insert(name, value);
+        for (name, value) in caller.identity_headers(&shared.identity_headers).iter() {
+            upstream_headers.insert(name.clone(), value.clone());
         }
         // Fail closed: an allowed user without a token would look anonymous downstream.
         let token = shared

@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::session::cookie_pairs;
+
 /// Removes every client-sent header that could carry identity, so only the gateway sets them.
 #[derive(Debug, Clone)]
 pub struct IdentityHeaderStripper {
@@ -90,7 +92,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             others = true;
         }
     }
-    if connection {
+    if connection && only_own_connection_options(headers) {
+        headers.remove(header::CONNECTION);
+    } else if connection {
         let listed: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
@@ -120,38 +124,41 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether `Connection` lists nothing but `keep-alive` and `close`, which name no other header
+/// (most upstream responses): then removing it is all there is to do.
+fn only_own_connection_options(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().all(|value| {
+        let option = value.as_bytes().trim_ascii();
+        option.eq_ignore_ascii_case(b"keep-alive") || option.eq_ignore_ascii_case(b"close")
+    })
+}
+
 /// Keeps only the cookies for which `keep(name)` holds. `Cookie` is rewritten as one header
 /// (HTTP/2 clients send several, an HTTP/1.1 upstream expects one) unless the request sent a
 /// single one and every cookie in it is kept: then it goes on untouched.
 ///
-/// Values are read as UTF-8 rather than through `to_str`, whose byte-by-byte visible-ASCII
-/// check cost more than the rest of this on a sealed session of a few hundred bytes.
-pub fn retain_cookies(headers: &mut HeaderMap, keep: impl Fn(&str) -> bool) {
+/// Values are read as bytes, in place: a sealed session is a few hundred bytes, and checking
+/// it for UTF-8 or visible ASCII cost more than the rest of this.
+pub fn retain_cookies(headers: &mut HeaderMap, keep: impl Fn(&[u8]) -> bool) {
     let mut values = headers.get_all(header::COOKIE).iter();
-    if values.next().is_none() {
+    let Some(first) = values.next() else {
+        return;
+    };
+    let single = values.next().is_none();
+    if single && cookie_pairs(first.as_bytes()).all(|pair| keep(pair.name)) {
         return;
     }
-    let mut rewrite = values.next().is_some();
-    let mut kept: Vec<&str> = Vec::new();
+    let mut kept: Vec<u8> = Vec::new();
     for value in headers.get_all(header::COOKIE) {
-        let Ok(text) = std::str::from_utf8(value.as_bytes()) else {
-            rewrite = true;
-            continue;
-        };
-        for pair in text.split(';').map(str::trim) {
-            let name = pair.split_once('=').map_or(pair, |(name, _)| name.trim());
-            if !pair.is_empty() && keep(name) {
-                kept.push(pair);
-            } else {
-                rewrite = true;
+        for pair in cookie_pairs(value.as_bytes()).filter(|pair| keep(pair.name)) {
+            if !kept.is_empty() {
+                kept.extend_from_slice(b"; ");
             }
+            kept.extend_from_slice(pair.whole);
         }
     }
-    if !rewrite {
-        return;
-    }
     let value = (!kept.is_empty())
-        .then(|| HeaderValue::try_from(kept.join("; ")).ok())
+        .then(|| HeaderValue::from_bytes(&kept).ok())
         .flatten();
     headers.remove(header::COOKIE);
     if let Some(value) = value {
@@ -311,10 +318,10 @@ mod tests {
             ("cookie", "_portcullis=sealed; theme=dark"),
             ("cookie", "_portcullis_1=x;app=1"),
         ]);
-        retain_cookies(&mut map, |name| !name.starts_with("_portcullis"));
+        retain_cookies(&mut map, |name| !name.starts_with(b"_portcullis"));
         assert_eq!(map["cookie"], "theme=dark; app=1");
         let mut map = headers(&[("cookie", "_portcullis=sealed")]);
-        retain_cookies(&mut map, |name| name != "_portcullis");
+        retain_cookies(&mut map, |name| name != b"_portcullis");
         assert!(!map.contains_key("cookie"));
     }
 
@@ -326,7 +333,7 @@ mod tests {
             "cookie",
             HeaderValue::from_bytes(app_only.as_bytes()).unwrap(),
         );
-        retain_cookies(&mut map, |name| name != "_portcullis");
+        retain_cookies(&mut map, |name| name != b"_portcullis");
         assert_eq!(map["cookie"].as_bytes(), app_only.as_bytes());
 
         let mut map = headers(&[("cookie", "a=1"), ("cookie", "b=2; ")]);

@@ -50,14 +50,14 @@ impl Shared {
 
     /// Whether a request cookie is the gateway's own (session, its chunks, login state, CSRF):
     /// those never reach an upstream.
-    pub fn is_gateway_cookie(&self, name: &str) -> bool {
-        let session = self.sessions.cookie_name();
+    pub fn is_gateway_cookie(&self, name: &[u8]) -> bool {
+        let session = self.sessions.cookie_name().as_bytes();
         name == session
             || name
                 .strip_prefix(session)
-                .is_some_and(|rest| rest.starts_with('_'))
-            || name == crate::identity::basic::CSRF_COOKIE
-            || name == crate::identity::basic::CSRF_COOKIE_SECURE
+                .is_some_and(|rest| rest.starts_with(b"_"))
+            || name == crate::identity::basic::CSRF_COOKIE.as_bytes()
+            || name == crate::identity::basic::CSRF_COOKIE_SECURE.as_bytes()
     }
 
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {

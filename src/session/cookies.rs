@@ -16,66 +16,111 @@ pub(super) struct CookieAttrs {
     pub(super) max_age: Option<u64>,
 }
 
-/// The request's cookies by name (the first occurrence wins). A request carries a handful, so
-/// they are kept in order and searched rather than hashed.
+/// The request's cookies, read in place as bytes: nothing is copied or validated until a
+/// cookie is asked for, and then only that cookie's value (a sealed session is a few hundred
+/// bytes, and the request's other cookies are none of the gateway's business).
 pub(super) struct Jar<'a> {
-    cookies: Vec<(&'a str, &'a str)>,
+    headers: &'a HeaderMap,
 }
 
 impl<'a> Jar<'a> {
     pub(super) fn from_headers(headers: &'a HeaderMap) -> Jar<'a> {
-        let mut cookies = Vec::new();
-        for value in headers.get_all(COOKIE) {
-            // UTF-8, not `to_str`'s byte-by-byte visible-ASCII check: the value is a sealed
-            // session of a few hundred bytes, and its base64 decoding refuses anything odd.
-            let Ok(text) = std::str::from_utf8(value.as_bytes()) else {
-                continue;
-            };
-            for pair in text.split(';') {
-                if let Some((name, value)) = pair.trim().split_once('=') {
-                    cookies.push((name.trim(), value.trim()));
-                }
-            }
-        }
-        Jar { cookies }
+        Jar { headers }
     }
 
-    pub(super) fn get(&self, name: &str) -> Option<&'a str> {
-        self.cookies
-            .iter()
-            .find(|(cookie, _)| *cookie == name)
-            .map(|(_, value)| *value)
+    fn pairs(&self) -> impl Iterator<Item = CookiePair<'a>> + use<'a> {
+        self.headers
+            .get_all(COOKIE)
+            .into_iter()
+            .flat_map(|value| pairs(value.as_bytes()))
     }
 
-    /// The whole value: `NAME` itself (borrowed), or `NAME_0`, `NAME_1`, ... concatenated.
-    pub(super) fn assemble(&self, name: &str) -> Option<Cow<'a, str>> {
-        if let Some(value) = self.get(name) {
-            return Some(Cow::Borrowed(value));
-        }
-        let mut whole = String::new();
-        for index in 0..=MAX_CHUNKS {
-            match self.get(&chunk_name(name, index)) {
-                Some(part) if index < MAX_CHUNKS => whole.push_str(part),
-                Some(_) => return None,
-                None if index == 0 => return None,
-                None => break,
+    /// The value of the first cookie called `name`.
+    pub(super) fn get(&self, name: &str) -> Option<&'a [u8]> {
+        self.pairs()
+            .find(|pair| pair.name == name.as_bytes())
+            .map(|pair| pair.value)
+    }
+
+    /// The whole value: `NAME` itself (borrowed), or `NAME_0`, `NAME_1`, ... concatenated, read
+    /// in one pass over the cookies. Chunks must run from 0 without a gap; more than
+    /// [`MAX_CHUNKS`] is no value at all.
+    pub(super) fn assemble(&self, name: &str) -> Option<Cow<'a, [u8]>> {
+        let mut chunks: [Option<&'a [u8]>; MAX_CHUNKS + 1] = [None; MAX_CHUNKS + 1];
+        for pair in self.pairs() {
+            if pair.name == name.as_bytes() {
+                return Some(Cow::Borrowed(pair.value));
+            }
+            if let Some(index) = chunk_index(pair.name, name)
+                && let Some(slot) = chunks.get_mut(index)
+            {
+                slot.get_or_insert(pair.value);
             }
         }
-        Some(Cow::Owned(whole))
+        chunks[0]?;
+        if chunks[MAX_CHUNKS].is_some() {
+            return None;
+        }
+        let present = chunks.iter().map_while(|chunk| *chunk);
+        Some(Cow::Owned(present.flatten().copied().collect()))
     }
 
     /// Indexes of the `NAME_i` chunk cookies present in the request.
     fn chunk_indexes(&self, name: &str) -> Vec<usize> {
-        let prefix = format!("{name}_");
         let mut indexes: Vec<usize> = self
-            .cookies
-            .iter()
-            .filter_map(|(key, _)| key.strip_prefix(&prefix)?.parse().ok())
+            .pairs()
+            .filter_map(|pair| chunk_index(pair.name, name))
             .collect();
         indexes.sort_unstable();
         indexes.dedup();
         indexes
     }
+}
+
+/// One `name=value` of a `Cookie` header, both trimmed; `whole` is the trimmed pair as sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CookiePair<'a> {
+    pub(crate) name: &'a [u8],
+    pub(crate) value: &'a [u8],
+    pub(crate) whole: &'a [u8],
+}
+
+/// The pairs of one `Cookie` header value, split on `;`. A pair without `=` is all name; empty
+/// pairs are skipped.
+pub(crate) fn pairs(header: &[u8]) -> impl Iterator<Item = CookiePair<'_>> {
+    let mut rest = Some(header);
+    std::iter::from_fn(move || {
+        loop {
+            let text = rest?;
+            let (pair, after) = match memchr::memchr(b';', text) {
+                Some(end) => (&text[..end], Some(&text[end + 1..])),
+                None => (text, None),
+            };
+            rest = after;
+            let whole = pair.trim_ascii();
+            if whole.is_empty() {
+                continue;
+            }
+            let (name, value) = match whole.iter().position(|&b| b == b'=') {
+                Some(eq) => (&whole[..eq], &whole[eq + 1..]),
+                None => (whole, &[][..]),
+            };
+            return Some(CookiePair {
+                name: name.trim_ascii(),
+                value: value.trim_ascii(),
+                whole,
+            });
+        }
+    })
+}
+
+/// `i` when `cookie` is `NAME_i` (decimal, no sign), without building the name.
+fn chunk_index(cookie: &[u8], name: &str) -> Option<usize> {
+    let digits = cookie.strip_prefix(name.as_bytes())?.strip_prefix(b"_")?;
+    if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 fn chunk_name(name: &str, index: usize) -> String {
@@ -151,4 +196,65 @@ pub(super) fn clear_all(name: &str, jar: &Jar<'_>) -> Vec<HeaderValue> {
     indexes.sort_unstable();
     out.extend(indexes.into_iter().map(|i| expire(&chunk_name(name, i))));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jar_of(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(COOKIE, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn pairs_are_trimmed_and_empty_ones_skipped() {
+        let got: Vec<(&[u8], &[u8], &[u8])> = pairs(b" a = 1 ;;b=x=y; flag ;")
+            .map(|p| (p.name, p.value, p.whole))
+            .collect();
+        let want: [(&[u8], &[u8], &[u8]); 3] = [
+            (b"a", b"1", b"a = 1"),
+            (b"b", b"x=y", b"b=x=y"),
+            (b"flag", b"", b"flag"),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_first_cookie_of_a_name_wins_across_headers() {
+        let headers = jar_of(&["theme=dark; s=first", "s=second"]);
+        assert_eq!(Jar::from_headers(&headers).get("s"), Some(&b"first"[..]));
+        assert_eq!(Jar::from_headers(&headers).get("missing"), None);
+    }
+
+    #[test]
+    fn chunks_assemble_in_order_only_without_gaps() {
+        let headers = jar_of(&["s_1=B; other=x", "s_0=A; s_2=C"]);
+        let jar = Jar::from_headers(&headers);
+        assert_eq!(jar.assemble("s").as_deref(), Some(&b"ABC"[..]));
+        assert_eq!(jar.chunk_indexes("s"), [0, 1, 2]);
+
+        let gap = jar_of(&["s_0=A; s_2=C"]);
+        assert_eq!(
+            Jar::from_headers(&gap).assemble("s").as_deref(),
+            Some(&b"A"[..])
+        );
+        let no_first = jar_of(&["s_1=B"]);
+        assert_eq!(Jar::from_headers(&no_first).assemble("s"), None);
+        let whole_wins = jar_of(&["s_0=A; s=W"]);
+        assert_eq!(
+            Jar::from_headers(&whole_wins).assemble("s").as_deref(),
+            Some(&b"W"[..])
+        );
+
+        let too_many: Vec<String> = (0..=MAX_CHUNKS).map(|i| format!("s_{i}=x")).collect();
+        let too_many = jar_of(&[too_many.join("; ").as_str()]);
+        assert_eq!(Jar::from_headers(&too_many).assemble("s"), None);
+        for name in ["s_", "s_x", "s_+1", "s_0001", "ss_0"] {
+            assert_eq!(chunk_index(name.as_bytes(), "s"), None, "{name}");
+        }
+    }
 }

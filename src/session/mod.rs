@@ -28,6 +28,7 @@ mod opened;
 mod seal;
 
 pub use config::SessionConfig;
+pub(crate) use cookies::pairs as cookie_pairs;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -37,6 +38,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::Identity;
+use crate::identity::headers::CachedIdentityHeaders;
 use cookies::{CookieAttrs, Jar};
 use opened::OpenedSessions;
 use seal::Sealer;
@@ -54,6 +56,9 @@ pub struct Session {
     pub expires_at: u64,
     /// Tokens from an OAuth2/OIDC login; `None` for basic auth.
     pub tokens: Option<ProviderTokens>,
+    /// The identity's upstream headers, kept while the session is in memory.
+    #[serde(skip)]
+    pub identity_headers: CachedIdentityHeaders,
 }
 
 /// Tokens the provider issued; kept only inside the sealed cookie.
@@ -184,6 +189,7 @@ impl SessionCodec {
             identity,
             expires_at: now_secs() + self.ttl_secs,
             tokens,
+            identity_headers: CachedIdentityHeaders::default(),
         }
     }
 
@@ -271,7 +277,7 @@ impl SessionCodec {
         &self,
         purpose: &str,
         name: &str,
-        sealed: &str,
+        sealed: &[u8],
     ) -> Option<T> {
         let plain = self.sealer.open(purpose, name.as_bytes(), sealed)?;
         serde_json::from_slice(&plain).ok()

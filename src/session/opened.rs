@@ -21,15 +21,15 @@ const CAPACITY: usize = 4096;
 
 #[derive(Default)]
 pub(super) struct OpenedSessions {
-    by_sealed: Mutex<HashMap<Box<str>, Arc<Session>, TailHash>>,
+    by_sealed: Mutex<HashMap<Box<[u8]>, Arc<Session>, TailHash>>,
 }
 
 impl OpenedSessions {
-    pub(super) fn get(&self, sealed: &str) -> Option<Arc<Session>> {
+    pub(super) fn get(&self, sealed: &[u8]) -> Option<Arc<Session>> {
         self.by_sealed.lock().get(sealed).cloned()
     }
 
-    pub(super) fn remember(&self, sealed: &str, session: &Arc<Session>) {
+    pub(super) fn remember(&self, sealed: &[u8], session: &Arc<Session>) {
         let mut by_sealed = self.by_sealed.lock();
         if by_sealed.len() >= CAPACITY {
             by_sealed.clear();

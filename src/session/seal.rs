@@ -69,7 +69,7 @@ impl Sealer {
     }
 
     /// The plaintext if any secret opens it; `None` for anything tampered, truncated or foreign.
-    pub(super) fn open(&self, purpose: &str, aad: &[u8], sealed: &str) -> Option<Vec<u8>> {
+    pub(super) fn open(&self, purpose: &str, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
         if raw.len() < 1 + NONCE_LEN + 16 || raw[0] != VERSION {
             return None;

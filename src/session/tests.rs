@@ -370,7 +370,7 @@ fn opened_cookies_are_remembered_exactly_and_still_expire() {
     expired.expires_at = now_secs() - 1;
     codec
         .opened
-        .remember(&sealed, &std::sync::Arc::new(expired));
+        .remember(sealed.as_bytes(), &std::sync::Arc::new(expired));
     assert_eq!(codec.open(&request), None);
 }
 

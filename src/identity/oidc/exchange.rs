@@ -305,6 +305,7 @@ impl Inner {
             identity,
             expires_at: session.expires_at,
             tokens: Some(tokens),
+            identity_headers: Default::default(),
         })
     }
 }

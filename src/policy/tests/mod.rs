@@ -5,6 +5,7 @@ mod cel;
 mod cli;
 mod decide;
 mod errors;
+mod memo;
 mod reload;
 
 use std::path::PathBuf;
