@@ -74,6 +74,9 @@ enum Segment {
 pub(crate) struct PathGlob {
     text: String,
     segments: Vec<Segment>,
+    /// For the common `/a/b/**` (non-empty literals, then `**`): `/a/b`. Such a glob matches
+    /// exactly the paths that are this prefix or continue it with `/`, with no splitting.
+    literal_prefix: Option<String>,
 }
 
 impl PathGlob {
@@ -105,6 +108,7 @@ impl PathGlob {
         }
         Ok(PathGlob {
             text: text.to_owned(),
+            literal_prefix: literal_prefix(&segments),
             segments,
         })
     }
@@ -114,6 +118,7 @@ impl PathGlob {
         PathGlob {
             text: "/**".to_owned(),
             segments: vec![Segment::AnyDepth],
+            literal_prefix: Some(String::new()),
         }
     }
 
@@ -154,6 +159,11 @@ impl PathGlob {
         if !path.starts_with('/') {
             return false;
         }
+        if let Some(prefix) = &self.literal_prefix {
+            return path
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        }
         let mut segs = [""; 32];
         let mut n = 0;
         for s in split(path) {
@@ -171,6 +181,24 @@ impl PathGlob {
         let segs: Vec<&str> = split(path).collect();
         match_segments(&self.segments, &segs)
     }
+}
+
+/// `/a/b` for `a`, `b`, `**`; `None` for any other shape (or an empty literal).
+fn literal_prefix(segments: &[Segment]) -> Option<String> {
+    let (Segment::AnyDepth, literals) = segments.split_last()? else {
+        return None;
+    };
+    let mut prefix = String::new();
+    for segment in literals {
+        match segment {
+            Segment::Literal(literal) if !literal.is_empty() => {
+                prefix.push('/');
+                prefix.push_str(literal);
+            }
+            _ => return None,
+        }
+    }
+    Some(prefix)
 }
 
 /// Segments of `/a/b/` → `a`, `b`; of `/` → nothing. Inner empty segments are kept.
@@ -277,6 +305,36 @@ impl DomainSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_prefix_globs_agree_with_segment_matching() {
+        let globs = ["/**", "/a/**", "/a/b/**", "/a//**", "/a/*/**", "/a"];
+        let paths = [
+            "/", "/a", "/a/", "/a//", "/ab", "/a/b", "/a/b/", "/a/bc", "/a//b", "//a", "/b/a",
+            "/a/b/c/d", "a/b",
+        ];
+        for glob in globs {
+            let g = PathGlob::parse(glob).unwrap();
+            for path in paths {
+                let segments: Vec<&str> = if path.starts_with('/') {
+                    split(path).collect()
+                } else {
+                    continue;
+                };
+                let by_segments = match_segments(&g.segments, &segments);
+                assert_eq!(g.matches(path), by_segments, "{glob} vs {path}");
+            }
+        }
+        assert_eq!(
+            PathGlob::parse("/a/b/**")
+                .unwrap()
+                .literal_prefix
+                .as_deref(),
+            Some("/a/b")
+        );
+        assert_eq!(PathGlob::parse("/a//**").unwrap().literal_prefix, None);
+        assert_eq!(PathGlob::any().literal_prefix.as_deref(), Some(""));
+    }
 
     #[test]
     fn path_globs_match_segment_wise() {

@@ -45,6 +45,9 @@ use crate::pages::wants_html;
 use crate::policy::{Decision, Outcome, PolicySet, RequestInfo, Scheme, Upstream};
 use crate::telemetry::{self, DecisionOutcome, DecisionRecord, REQUEST_ID_HEADER};
 
+/// Headers the gateway may add to a request going upstream.
+const ADDED_UPSTREAM_HEADERS: usize = 10;
+
 /// What the pipeline knows about one request so far.
 pub struct RequestContext {
     pub request_id: String,
@@ -292,6 +295,9 @@ async fn allow(
     } else {
         std::mem::take(&mut info.headers)
     };
+    // Room for what the gateway adds (X-Forwarded-*, request id, identity, token) up front:
+    // one grow instead of one per insert that crosses a power of two.
+    upstream_headers.reserve(ADDED_UPSTREAM_HEADERS);
     remove_hop_by_hop(&mut upstream_headers);
     retain_cookies(&mut upstream_headers, |name| {
         !shared.is_gateway_cookie(name)
