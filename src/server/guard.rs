@@ -43,14 +43,14 @@ use super::whoami;
 use crate::identity::Identity;
 use crate::pages::wants_html;
 use crate::policy::{Decision, Outcome, PolicySet, RequestInfo, Scheme, Upstream};
-use crate::telemetry::{self, DecisionOutcome, DecisionRecord, REQUEST_ID_HEADER};
+use crate::telemetry::{self, DecisionOutcome, DecisionRecord, REQUEST_ID_HEADER, RequestId};
 
 /// Headers the gateway may add to a request going upstream.
 const ADDED_UPSTREAM_HEADERS: usize = 10;
 
 /// What the pipeline knows about one request so far.
 pub struct RequestContext {
-    pub request_id: String,
+    pub request_id: RequestId,
     pub peer: SocketAddr,
     pub scheme: Scheme,
     pub started: Instant,
@@ -132,9 +132,9 @@ pub async fn handle(
             respond::error_response(&shared.pages, &error, &ctx.request_id, ctx.wants_html)
         }
     };
-    if let Ok(value) = HeaderValue::try_from(ctx.request_id.as_str()) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
+    response
+        .headers_mut()
+        .insert(REQUEST_ID_HEADER, ctx.request_id.header_value());
     login::append_cookies(response.headers_mut(), std::mem::take(&mut ctx.set_cookies));
     record(shared, &ctx, response.status().as_u16());
     Ok(response)
@@ -311,9 +311,7 @@ async fn allow(
         host: &info.host,
     };
     set_forwarded(&mut upstream_headers, forwarded);
-    if let Ok(value) = HeaderValue::try_from(ctx.request_id.as_str()) {
-        upstream_headers.insert(REQUEST_ID_HEADER, value);
-    }
+    upstream_headers.insert(REQUEST_ID_HEADER, ctx.request_id.header_value());
     if let Some(identity) = caller.identity() {
         for (name, value) in caller.identity_headers(&shared.identity_headers).iter() {
             upstream_headers.insert(name.clone(), value.clone());

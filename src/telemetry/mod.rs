@@ -21,7 +21,9 @@ pub use self::metrics::{
     UPSTREAM_BUCKETS, UPSTREAM_DURATION_SECONDS, WEBSOCKETS_ACTIVE, WEBSOCKETS_CLOSED_TOTAL,
     describe_metrics, install_metrics, method_class,
 };
-pub use self::request_id::{MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER, new_request_id, request_id};
+pub use self::request_id::{
+    MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER, RequestId, new_request_id, request_id,
+};
 pub use metrics_exporter_prometheus::PrometheusHandle;
 
 #[cfg(test)]

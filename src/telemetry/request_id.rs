@@ -7,9 +7,41 @@ pub const REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static("x
 /// Longest incoming request id kept.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
+/// A request's id, kept as the header value it goes out as (to the upstream and back to the
+/// client), so it is checked and copied once however often it is sent. Always 1–128 visible
+/// ASCII characters, which is also what makes it readable as a `str`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestId(http::HeaderValue);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        // Visible ASCII by construction: `to_str` cannot fail.
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// The `X-Request-Id` value: a reference-counted copy.
+    pub fn header_value(&self) -> http::HeaderValue {
+        self.0.clone()
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The incoming `X-Request-Id` if it is 1–128 visible ASCII characters (no spaces or controls,
 /// so it is safe in logs and headers), otherwise a fresh random id (32 hex digits).
-pub fn request_id(headers: &http::HeaderMap) -> String {
+pub fn request_id(headers: &http::HeaderMap) -> RequestId {
     let mut incoming = headers.get_all(REQUEST_ID_HEADER).iter();
     if let (Some(value), None) = (incoming.next(), incoming.next()) {
         let bytes = value.as_bytes();
@@ -17,7 +49,7 @@ pub fn request_id(headers: &http::HeaderMap) -> String {
             && bytes.len() <= MAX_REQUEST_ID_LEN
             && bytes.iter().all(|b| b.is_ascii_graphic())
         {
-            return String::from_utf8_lossy(bytes).into_owned();
+            return RequestId(value.clone());
         }
     }
     new_request_id()
@@ -26,23 +58,30 @@ pub fn request_id(headers: &http::HeaderMap) -> String {
 /// A fresh request id, 32 lower-case hex digits: a random 64-bit prefix drawn once per thread,
 /// then a counter. Unique without a random draw per request; nothing relies on ids being
 /// unguessable (they are echoed to clients and written to logs).
-pub fn new_request_id() -> String {
+pub fn new_request_id() -> RequestId {
     thread_local! {
-        static NEXT: std::cell::Cell<(u64, u64)> = std::cell::Cell::new((rand::random(), 0));
+        /// The prefix's hex digits (formatted once) and the next count.
+        static NEXT: std::cell::Cell<([u8; 16], u64)> =
+            std::cell::Cell::new((hex(rand::random()), 0));
     }
     let (prefix, count) = NEXT.with(|next| {
         let (prefix, count) = next.get();
         next.set((prefix, count.wrapping_add(1)));
         (prefix, count)
     });
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut digits = [0u8; 32];
-    for (half, value) in digits.chunks_exact_mut(16).zip([prefix, count]) {
-        for (i, digit) in half.iter_mut().enumerate() {
-            *digit = HEX[(value >> (60 - 4 * i)) as usize & 0xf];
-        }
+    digits[..16].copy_from_slice(&prefix);
+    digits[16..].copy_from_slice(&hex(count));
+    RequestId(http::HeaderValue::from_bytes(&digits).expect("hex digits are a header value"))
+}
+
+fn hex(value: u64) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = HEX[(value >> (60 - 4 * i)) as usize & 0xf];
     }
-    String::from_utf8(digits.to_vec()).expect("hex digits are ASCII")
+    digits
 }
 
 #[cfg(test)]
@@ -60,9 +99,9 @@ mod tests {
 
     #[test]
     fn sane_incoming_id_is_kept() {
-        assert_eq!(request_id(&with(&[b"abc-123_X.y"])), "abc-123_X.y");
+        assert_eq!(request_id(&with(&[b"abc-123_X.y"])).as_str(), "abc-123_X.y");
         let longest = "a".repeat(MAX_REQUEST_ID_LEN);
-        assert_eq!(request_id(&with(&[longest.as_bytes()])), longest);
+        assert_eq!(request_id(&with(&[longest.as_bytes()])).as_str(), longest);
     }
 
     #[test]
@@ -96,7 +135,9 @@ mod tests {
     #[test]
     fn fresh_ids_are_unique_across_threads() {
         let batches: Vec<Vec<String>> = (0..4)
-            .map(|_| std::thread::spawn(|| (0..1000).map(|_| new_request_id()).collect()))
+            .map(|_| {
+                std::thread::spawn(|| (0..1000).map(|_| new_request_id().to_string()).collect())
+            })
             .map(|thread| thread.join().unwrap())
             .collect();
         let all: std::collections::HashSet<&String> = batches.iter().flatten().collect();
