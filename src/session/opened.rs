@@ -7,7 +7,6 @@
 //! that failed to open is never remembered.
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
@@ -46,12 +45,12 @@ impl OpenedSessions {
 /// Bytes of a sealed value that are hashed: its end, the AEAD tag and the ciphertext before it.
 const HASHED_TAIL: usize = 32;
 
-/// Hashes only the last [`HASHED_TAIL`] bytes of a key (SipHash, randomly keyed), where hashing
-/// the whole cookie cost more than the rest of the lookup. Equality still compares whole
+/// Hashes only the last [`HASHED_TAIL`] bytes of a key (foldhash, randomly seeded), where
+/// hashing the whole cookie cost more than the rest of the lookup. Equality still compares whole
 /// values. Only values that opened are stored, and their tails are the output of the sealing
 /// key, so nobody can line up keys that collide.
 #[derive(Default, Clone)]
-struct TailHash(RandomState);
+struct TailHash(foldhash::fast::RandomState);
 
 impl BuildHasher for TailHash {
     type Hasher = TailHasher;
@@ -61,7 +60,7 @@ impl BuildHasher for TailHash {
     }
 }
 
-struct TailHasher(std::hash::DefaultHasher);
+struct TailHasher(foldhash::fast::FoldHasher<'static>);
 
 impl Hasher for TailHasher {
     fn write(&mut self, bytes: &[u8]) {
