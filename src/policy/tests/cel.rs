@@ -1,12 +1,6 @@
 use super::super::Outcome::{Allow, Deny};
-use super::{req, set, try_set, user};
+use super::{req, route_with, set, try_set, user};
 use crate::identity::Identity;
-
-fn route_with(when: &str) -> String {
-    format!(
-        "routes:\n  - name: a\n    upstream: builtin:whoami\n    rules:\n      - name: r\n        allow:\n          when: '{when}'\n"
-    )
-}
 
 #[test]
 fn cel_sees_user_request_and_now() {

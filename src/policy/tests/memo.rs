@@ -2,13 +2,7 @@
 
 use super::super::Outcome::{Allow, Deny};
 use super::super::memo;
-use super::{req, set, user};
-
-fn route_with(when: &str) -> String {
-    format!(
-        "routes:\n  - name: a\n    upstream: builtin:whoami\n    rules:\n      - name: r\n        allow:\n          when: '{when}'\n"
-    )
-}
+use super::{req, route_with, set, user};
 
 #[test]
 fn remembered_results_follow_every_value_the_expression_reads() {

@@ -24,6 +24,13 @@ pub(super) fn try_set(yaml: &str) -> Result<PolicySet, PolicyErrors> {
     }])
 }
 
+/// One route with one allow rule `r` whose only condition is `when`.
+pub(super) fn route_with(when: &str) -> String {
+    format!(
+        "routes:\n  - name: a\n    upstream: builtin:whoami\n    rules:\n      - name: r\n        allow:\n          when: '{when}'\n"
+    )
+}
+
 pub(super) fn req(line: &str) -> RequestInfo {
     super::testfile::parse_request_line(line, &Default::default(), None, false)
         .expect("request line")
