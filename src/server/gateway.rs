@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::deadline::Deadlines;
+use super::drain::Drain;
 use super::guard::{self, ConnectionContext};
 use super::headers::IdentityHeaderStripper;
 use super::listen;
@@ -201,7 +202,7 @@ impl Gateway {
 
         shutdown.await;
         tracing::info!(grace = ?shared.config.shutdown_grace, "shutting down: draining in-flight requests");
-        lifecycle.draining.cancel();
+        lifecycle.draining.start();
         recheck.abort();
         if let Some(server) = metrics_server {
             server.abort();
@@ -235,7 +236,7 @@ impl Gateway {
 #[derive(Clone, Default)]
 struct Lifecycle {
     /// Stop accepting; open connections finish their in-flight request and close.
-    draining: CancellationToken,
+    draining: Drain,
     /// Drained or out of time: workers end their event loops, dropping whatever is left.
     stopped: CancellationToken,
     connections: TaskTracker,
@@ -274,7 +275,7 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = draining.cancelled() => return,
+            () = draining.watch() => return,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -379,7 +380,7 @@ fn protocol_of(first: &[u8]) -> Option<Protocol> {
 /// What serving one accepted connection needs.
 struct Serving {
     connection: Arc<ConnectionContext>,
-    draining: CancellationToken,
+    draining: Drain,
     deadlines: Deadlines,
     header_timeout: Duration,
 }
@@ -418,7 +419,7 @@ impl Serving {
 
 async fn until_drained<C, E>(
     serving: C,
-    draining: &CancellationToken,
+    draining: &Drain,
     graceful_shutdown: impl FnOnce(Pin<&mut C>),
 ) -> Result<(), E>
 where
@@ -428,7 +429,7 @@ where
     tokio::select! {
         biased;
         result = serving.as_mut() => result,
-        _ = draining.cancelled() => {
+        () = draining.watch() => {
             // Finish the request in flight (and its response), then close.
             graceful_shutdown(serving.as_mut());
             serving.await

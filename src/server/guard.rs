@@ -28,6 +28,7 @@ use tracing::Instrument;
 
 use super::body::Body;
 use super::caller::Caller;
+use super::carried::Carried;
 use super::endpoints;
 use super::error::GatewayError;
 use super::headers::{
@@ -55,6 +56,8 @@ pub struct RequestContext {
     pub scheme: Scheme,
     pub started: Instant,
     pub wants_html: bool,
+    /// Which of the headers the pipeline asks about the request carries.
+    pub carried: Carried,
     pub method: http::Method,
     /// The normalized path once phase 2 succeeded.
     pub path: Option<String>,
@@ -109,12 +112,19 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let shared = &connection.shared;
+    let carried = Carried::scan(request.headers());
     let mut ctx = RequestContext {
-        request_id: telemetry::request_id(request.headers()),
+        request_id: if carried.request_id {
+            telemetry::request_id(request.headers())
+        } else {
+            telemetry::new_request_id()
+        },
         peer: connection.peer_addr,
         scheme: connection.scheme,
         started: Instant::now(),
-        wants_html: wants_html(request.headers()),
+        // No `Accept` asks for no HTML.
+        wants_html: carried.accept && wants_html(request.headers()),
+        carried,
         method: request.method().clone(),
         path: None,
         decided: None,
@@ -212,10 +222,14 @@ async fn pipeline(
     }
 
     // 4 session
-    let mut caller = Caller::from_session(shared, request.headers(), &mut ctx.set_cookies).await;
+    let mut caller = if ctx.carried.cookie {
+        Caller::from_session(shared, request.headers(), &mut ctx.set_cookies).await
+    } else {
+        Caller::default()
+    };
 
     // 5 decide
-    let websocket = is_upgrade(&request);
+    let websocket = ctx.carried.upgrade && is_upgrade(&request);
     let info = RequestInfo {
         method: request.method().clone(),
         scheme: ctx.scheme,
@@ -353,11 +367,10 @@ async fn allow(
             let target = origin_form(request.uri(), &info.path)?;
             prepare_request(&mut request, target);
             let started = Instant::now();
-            let result = connection.upstream.forward(base, request).await;
+            let result = connection.upstream.forward(base, request, started).await;
             shared
                 .meters
-                .upstream(&route.name)
-                .record(started.elapsed().as_secs_f64());
+                .record_upstream(&route.name, started.elapsed().as_secs_f64());
             result
         }
     }

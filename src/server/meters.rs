@@ -67,15 +67,15 @@ impl Meters {
         self.requests.write().insert(labels, counter);
     }
 
-    pub fn upstream(&self, route: &Arc<str>) -> Histogram {
+    /// Records one upstream wait for `route`, through a handle looked up once per route.
+    pub fn record_upstream(&self, route: &Arc<str>, seconds: f64) {
         if let Some(histogram) = self.upstream.read().get(route) {
-            return histogram.clone();
+            histogram.record(seconds);
+            return;
         }
         let histogram =
             metrics::histogram!(telemetry::UPSTREAM_DURATION_SECONDS, "route" => route.to_string());
-        self.upstream
-            .write()
-            .insert(route.clone(), histogram.clone());
-        histogram
+        histogram.record(seconds);
+        self.upstream.write().insert(route.clone(), histogram);
     }
 }

@@ -3,7 +3,9 @@
 
 mod body;
 mod caller;
+mod carried;
 mod deadline;
+mod drain;
 mod endpoints;
 mod error;
 mod gateway;

@@ -53,12 +53,13 @@ impl Pool {
         })
     }
 
-    /// The origin, and its most recently returned live connection if there is one; expired and
-    /// closed connections are dropped on the way.
+    /// The origin, and its most recently returned live connection if there is one; expired (as
+    /// of `now`) and closed connections are dropped on the way.
     pub fn checkout(
         &self,
         https: bool,
         authority: &str,
+        now: Instant,
     ) -> (Origin, Option<SendRequest<Incoming>>) {
         let mut idle = self.idle.lock();
         let by_authority = &mut idle[usize::from(https)];
@@ -79,7 +80,6 @@ impl Pool {
             return (origin, None);
         };
         let origin = origin.clone();
-        let now = Instant::now();
         while let Some(connection) = connections.pop() {
             if connection.sender.is_ready()
                 && now.duration_since(connection.since) < self.idle_timeout

@@ -51,20 +51,20 @@ impl UpstreamClient {
 
     /// Sends `request` (already rewritten for the upstream: origin-form target, HTTP/1.1) to the
     /// upstream at `base` and returns its response with hop-by-hop headers removed. The response
-    /// body streams; only the wait for the response headers is timed.
+    /// body streams; only the wait for the response headers is timed, from `started` (the
+    /// caller's clock reading, so that the request takes one).
     pub async fn forward(
         &self,
         base: &Uri,
         request: Request<Incoming>,
+        started: Instant,
     ) -> Result<Response<Body>, GatewayError> {
         // Selected here rather than through `Deadlines::timeout`: the request's future is built
         // in place instead of being moved into another one.
-        let expired = self
-            .deadlines
-            .sleep_until(Instant::now() + self.response_timeout);
+        let expired = self.deadlines.sleep_until(started + self.response_timeout);
         tokio::select! {
             biased;
-            sent = self.send(base, request) => sent,
+            sent = self.send(base, request, started) => sent,
             () = expired => Err(GatewayError::UpstreamTimeout),
         }
     }
@@ -73,12 +73,13 @@ impl UpstreamClient {
         &self,
         base: &Uri,
         request: Request<Incoming>,
+        now: Instant,
     ) -> Result<Response<Body>, GatewayError> {
         let https = base.scheme() == Some(&http::uri::Scheme::HTTPS);
         let authority = base
             .authority()
             .ok_or_else(|| GatewayError::Internal("upstream has no authority".into()))?;
-        let (origin, pooled) = self.pool.checkout(https, authority.as_str());
+        let (origin, pooled) = self.pool.checkout(https, authority.as_str(), now);
         let (sender, response) = match pooled {
             Some(sender) => match self.send_on(sender, request).await {
                 Ok(sent) => sent,

@@ -207,9 +207,6 @@ impl SessionCodec {
     /// The session in the request's cookies, if one opens and has not expired. Shared: a
     /// session opened before is handed out again without a copy.
     pub fn open(&self, headers: &HeaderMap) -> Option<Arc<Session>> {
-        if !headers.contains_key(http::header::COOKIE) {
-            return None;
-        }
         let jar = Jar::from_headers(headers);
         let sealed = jar.assemble(&self.cookie_name)?;
         let now = now_secs();
