@@ -10,8 +10,13 @@
 # The five run in ROUNDS interleaved rounds (one run of each target per round) and each figure
 # is the median over the rounds: this machine's noise moves a single run by ±10%, and
 # interleaving spreads a slow spell over all targets instead of landing on one.
-# Prints requests/s, p50 and p99 for each, the portcullis/nginx ratios, and portcullis's peak
-# RSS and CPU time per 1,000 requests. Installs wrk and nginx from Debian if missing.
+# Prints requests/s, p50 and p99 for each, the portcullis/nginx ratios, portcullis's peak RSS,
+# and for every target the CPU time per 1,000 requests of the server under test and the share of
+# the cores it got. On a small machine the load generator, the upstream and the proxy share the
+# cores, and requests/s follows the CPU share the scheduler gives each proxy as much as the work
+# it does; CPU per 1,000 requests compares the work. The upstream and the nginx proxy are
+# separate nginx instances so that nginx's CPU time is its own, and so that every proxy's
+# upstream leg crosses to another process. Installs wrk and nginx from Debian if missing.
 #
 #   bash benches/load.sh                # 3 rounds of 10 s per target, 64 connections, 1 worker
 #   ROUNDS=5 DURATION=30s CONNECTIONS=128 WORKERS=2 bash benches/load.sh
@@ -45,24 +50,36 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  for conf in upstream proxy; do
+    [ -f "$work/$conf.pid" ] && kill "$(cat "$work/$conf.pid")" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# The upstream and the nginx proxy in one nginx: the same small response for everyone.
-cat >"$work/nginx.conf" <<EOF
+# The same small response for every target, from an nginx of its own; the nginx proxy is a
+# second instance.
+cat >"$work/upstream.conf" <<EOF
 worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
+pid $work/upstream.pid;
+error_log $work/upstream-error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  upstream app { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
   server {
     listen 127.0.0.1:$UPSTREAM_PORT;
     location / { default_type text/plain; return 200 "hello from the upstream\n"; }
   }
+}
+EOF
+cat >"$work/proxy.conf" <<EOF
+worker_processes 2;
+pid $work/proxy.pid;
+error_log $work/proxy-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
   server {
     listen 127.0.0.1:$NGINX_PORT;
     location / {
@@ -75,7 +92,9 @@ http {
   }
 }
 EOF
-"$NGINX" -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
+for conf in upstream proxy; do
+  "$NGINX" -c "$work/$conf.conf" -p "$work" -e "$work/$conf-error.log"
+done
 
 mkdir -p "$work/policies"
 cat >"$work/policies/bench.yaml" <<EOF
@@ -118,7 +137,8 @@ capability:
   keys_dir: keys
 EOF
 ./target/release/examples/bare_proxy "127.0.0.1:$BARE_PORT" "127.0.0.1:$UPSTREAM_PORT" >"$work/bare.out" 2>&1 &
-pids+=("$!")
+bare_pid=$!
+pids+=("$bare_pid")
 RUST_LOG=warn ./target/release/portcullis serve --config "$work/gateway.yaml" >"$work/portcullis.out" 2>&1 &
 portcullis_pid=$!
 pids+=("$portcullis_pid")
@@ -139,7 +159,17 @@ curl -fsS -b "$jar" -c "$jar" -o /dev/null -H 'accept: text/html' \
 session=$(awk '$6 ~ /^_portcullis/ {printf "%s%s=%s", sep, $6, $7; sep="; "}' "$jar")
 [ -n "$session" ] || { echo "login failed: no session cookie" >&2; exit 1; }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# User plus system time of the given processes, in clock ticks.
+cpu_ticks() { for pid in "$@"; do cat "/proc/$pid/stat"; done | awk '{ t += $14 + $15 } END { print t }'; }
+nginx_workers() { pgrep -P "$(cat "$work/$1.pid")" | tr '\n' ' '; }
+# Whose CPU time each target measures: the server under test (for `direct`, the upstream).
+declare -A measured=(
+  [direct]="$(nginx_workers upstream)"
+  [nginx]="$(nginx_workers proxy)"
+  [portcullis_guest]=$portcullis_pid
+  [portcullis_auth]=$portcullis_pid
+  [bare_hyper]=$bare_pid
+)
 
 # wrk --latency prints "50%  1.23ms"; convert to microseconds.
 to_us() {
@@ -149,17 +179,20 @@ to_us() {
   }'
 }
 
-# Per target: the figures of every round, space-separated; requests and CPU ticks summed.
-declare -A rps p50 p99 requests ticks
+# Per target: the figures of every round, space-separated; requests, seconds and CPU ticks summed.
+declare -A rps p50 p99 requests seconds ticks
 run() {
   local name=$1 url=$2 cookie=${3:-none=1} out before
   curl -fsS -o /dev/null -H "cookie: $cookie" "$url" || { echo "$name: $url does not answer" >&2; exit 1; }
-  # The gateway's CPU time over the measured run only (the warm-up's requests are not counted).
-  before=$(cpu_ticks "$portcullis_pid")
+  # CPU time over the measured run only (the warm-up's requests are not counted).
+  # shellcheck disable=SC2086 # a list of pids
+  before=$(cpu_ticks ${measured[$name]})
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "cookie: $cookie" "$url")
-  ticks[$name]=$((${ticks[$name]:-0} + $(cpu_ticks "$portcullis_pid") - before))
+  # shellcheck disable=SC2086
+  ticks[$name]=$((${ticks[$name]:-0} + $(cpu_ticks ${measured[$name]}) - before))
   rps[$name]+="$(awk '/^Requests\/sec/ {print $2}' <<<"$out") "
   requests[$name]=$((${requests[$name]:-0} + $(awk '/requests in/ {print $1}' <<<"$out")))
+  seconds[$name]=$(awk -v s="${seconds[$name]:-0}" '/requests in/ { sub(/s,$/, "", $4); print s + $4 }' <<<"$out")
   p50[$name]+="$(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")") "
   p99[$name]+="$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")") "
   if grep -q "Non-2xx" <<<"$out"; then echo "$name: non-2xx responses:" >&2; grep "Non-2xx\|Socket errors" <<<"$out" >&2; exit 1; fi
@@ -186,23 +219,24 @@ done
 
 hz=$(getconf CLK_TCK)
 peak_rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$portcullis_pid/status")
-per_1k() { awk -v t="$1" -v hz="$hz" -v n="$2" 'BEGIN { printf "%.1f", (t / hz * 1000) / (n / 1000) }'; }
-cpu_guest=$(per_1k "${ticks[portcullis_guest]}" "${requests[portcullis_guest]}")
-cpu_auth=$(per_1k "${ticks[portcullis_auth]}" "${requests[portcullis_auth]}")
+per_1k() { awk -v t="${ticks[$1]}" -v hz="$hz" -v n="${requests[$1]}" 'BEGIN { printf "%.1f", (t / hz * 1000) / (n / 1000) }'; }
+cpus() { awk -v t="${ticks[$1]}" -v hz="$hz" -v s="${seconds[$1]}" 'BEGIN { printf "%.2f", t / hz / s }'; }
 
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per target and round, median of $ROUNDS rounds; nginx: 2 worker processes; portcullis: $WORKERS worker(s)"
-printf "%-20s %12s %10s %10s   %s\n" target "requests/s" "p50 (us)" "p99 (us)" "requests/s per round"
+printf "%-20s %12s %10s %10s %13s %6s   %s\n" target "requests/s" "p50 (us)" "p99 (us)" "CPU ms/1k req" CPUs "requests/s per round"
 declare -A median_rps median_p99
 for name in "${targets[@]}"; do
   median_rps[$name]=$(median "${rps[$name]}")
   median_p99[$name]=$(median "${p99[$name]}")
-  printf "%-20s %12.0f %10.0f %10.0f   %s\n" "$name" "${median_rps[$name]}" "$(median "${p50[$name]}")" \
-    "${median_p99[$name]}" "$(tr ' ' '\n' <<<"${rps[$name]}" | grep . | awk '{ printf "%.0f ", $1 }')"
+  printf "%-20s %12.0f %10.0f %10.0f %13s %6s   %s\n" "$name" "${median_rps[$name]}" "$(median "${p50[$name]}")" \
+    "${median_p99[$name]}" "$(per_1k "$name")" "$(cpus "$name")" "$(tr ' ' '\n' <<<"${rps[$name]}" | grep . | awk '{ printf "%.0f ", $1 }')"
 done
 for name in portcullis_guest portcullis_auth bare_hyper; do
   awk -v n="$name" -v a="${median_rps[$name]}" -v b="${median_rps[nginx]}" -v c="${median_p99[$name]}" -v d="${median_p99[nginx]}" \
-    'BEGIN { printf "%s/nginx: requests/s %.2fx, p99 %.2fx\n", n, a / b, c / d }'
+    -v e="$(per_1k "$name")" -v f="$(per_1k nginx)" \
+    'BEGIN { printf "%s/nginx: requests/s %.2fx, p99 %.2fx, CPU per request %.2fx\n", n, a / b, c / d, e / f }'
 done
-echo "portcullis: peak RSS $((peak_rss_kib / 1024)) MiB; CPU per 1,000 requests: guest ${cpu_guest} ms, authenticated ${cpu_auth} ms"
+echo "portcullis: peak RSS $((peak_rss_kib / 1024)) MiB"
+echo "CPU: the server under test's user + system time (direct: the upstream nginx's workers; nginx: the proxy's workers)"
