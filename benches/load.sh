@@ -59,26 +59,28 @@ trap cleanup EXIT
 
 # The same small response for every target, from an nginx of its own; the nginx proxy is a
 # second instance.
-cat >"$work/upstream.conf" <<EOF
+nginx_instance() { # name; the http block's servers on stdin
+  {
+    cat <<EOF
 worker_processes 2;
-pid $work/upstream.pid;
-error_log $work/upstream-error.log warn;
+pid $work/$1.pid;
+error_log $work/$1-error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+EOF
+    cat
+    echo "}"
+  } >"$work/$1.conf"
+  "$NGINX" -c "$work/$1.conf" -p "$work" -e "$work/$1-error.log"
+}
+nginx_instance upstream <<EOF
   server {
     listen 127.0.0.1:$UPSTREAM_PORT;
     location / { default_type text/plain; return 200 "hello from the upstream\n"; }
   }
-}
 EOF
-cat >"$work/proxy.conf" <<EOF
-worker_processes 2;
-pid $work/proxy.pid;
-error_log $work/proxy-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
+nginx_instance proxy <<EOF
   upstream app { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
   server {
     listen 127.0.0.1:$NGINX_PORT;
@@ -90,11 +92,7 @@ http {
       proxy_set_header X-Forwarded-For \$remote_addr;
     }
   }
-}
 EOF
-for conf in upstream proxy; do
-  "$NGINX" -c "$work/$conf.conf" -p "$work" -e "$work/$conf-error.log"
-done
 
 mkdir -p "$work/policies"
 cat >"$work/policies/bench.yaml" <<EOF
