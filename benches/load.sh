@@ -8,7 +8,7 @@
 #   5. examples/bare_proxy.rs: hyper's HTTP/1.1 server and client with nothing else, the floor
 #      of this HTTP stack, to tell what hyper costs from what the gateway adds
 # The five run in ROUNDS interleaved rounds (one run of each target per round) and each figure
-# is the median over the rounds: this machine's noise moves a single run by ±10%, and
+# is the median over the rounds: a shared 2-core VM moves a single run by 10% to 40%, and
 # interleaving spreads a slow spell over all targets instead of landing on one.
 # Prints requests/s, p50 and p99 for each, the portcullis/nginx ratios, portcullis's peak RSS,
 # and for every target the CPU time per 1,000 requests of the server under test and the share of
