@@ -7,23 +7,29 @@
 #      policy with a CEL condition, identity headers and a capability token on every request
 #   5. examples/bare_proxy.rs: hyper's HTTP/1.1 server and client with nothing else, the floor
 #      of this HTTP stack, to tell what hyper costs from what the gateway adds
+#   6. with PGO=1, 3 and 4 again through a profile-guided build of the same source
+#      (scripts/pgo-build.sh, which trains on this script's load), served side by side
 # The five run in ROUNDS interleaved rounds (one run of each target per round) and each figure
 # is the median over the rounds: a shared 2-core VM moves a single run by 10% to 40%, and
 # interleaving spreads a slow spell over all targets instead of landing on one.
 # Prints requests/s, p50 and p99 for each, the portcullis/nginx ratios, portcullis's peak RSS,
 # and for every target the CPU time per 1,000 requests of the server under test and the share of
-# the cores it got. On a small machine the load generator, the upstream and the proxy share the
-# cores, and requests/s follows the CPU share the scheduler gives each proxy as much as the work
-# it does; CPU per 1,000 requests compares the work. The upstream and the nginx proxy are
-# separate nginx instances so that nginx's CPU time is its own, and so that every proxy's
-# upstream leg crosses to another process. Installs wrk and nginx from Debian if missing.
+# the cores it got. The upstream and the nginx proxy are separate nginx instances so that
+# nginx's CPU time is its own, and so that every proxy's upstream leg crosses to another
+# process. Installs wrk and nginx from Debian if missing.
 #
-#   bash benches/load.sh                # 3 rounds of 10 s per target, 64 connections, 1 worker
-#   ROUNDS=5 DURATION=30s CONNECTIONS=128 WORKERS=2 bash benches/load.sh
+# Cores: by default (PIN=1) wrk and the upstream run on core 0 and the proxy under test on the
+# others, so each proxy gets the same whole cores and requests/s compares the work the proxies
+# do. With PIN=0 everything floats over all cores, and requests/s then also follows the share of
+# the cores the scheduler gives each proxy's threads against wrk's and the upstream's.
 #
-# WORKERS is the gateway's `workers:` setting. On a small machine the load generator, the
-# upstream and the proxy share the cores, so the default is 1 here (nginx, for comparison, runs
-# 2 worker processes); on a dedicated gateway host leave `workers` at its default of one per core.
+#   bash benches/load.sh                # 3 rounds of 10 s per target, 64 connections
+#   ROUNDS=5 DURATION=30s CONNECTIONS=128 PIN=0 WORKERS=2 PGO=1 bash benches/load.sh
+#
+# WORKERS is the gateway's `workers:` setting and the nginx proxy's `worker_processes`, both one
+# per core the proxy may run on by default (the gateway's own default). TARGETS picks a subset
+# of the targets, and GATEWAY another gateway binary to serve with: scripts/pgo-build.sh trains
+# its instrumented build so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,11 +37,32 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
-WORKERS=${WORKERS:-1}
+PIN=${PIN:-1}
+cores=$(nproc)
+if [ "$PIN" = 1 ] && [ "$cores" -ge 2 ]; then
+  load_cpus=0
+  proxy_cpus=1-$((cores - 1))
+  # Arrays, not functions: a background job must be the program itself, so that its pid is
+  # the one measured and stopped.
+  on_load=(taskset -c "$load_cpus")
+  on_proxy=(taskset -c "$proxy_cpus")
+  proxy_cores=$((cores - 1))
+  upstream_workers=1
+else
+  PIN=0
+  on_load=()
+  on_proxy=()
+  proxy_cores=$cores
+  upstream_workers=$cores
+fi
+WORKERS=${WORKERS:-$proxy_cores}
+PGO=${PGO:-0}
+GATEWAY=${GATEWAY:-./target/release/portcullis}
 UPSTREAM_PORT=18081
 NGINX_PORT=18082
 PORTCULLIS_PORT=18083
 BARE_PORT=18084
+PGO_PORT=18085
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -46,10 +73,15 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 cargo build --release --locked --quiet --bin portcullis --example bare_proxy
+[ "$PGO" = 1 ] && bash scripts/pgo-build.sh
 work=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # An instrumented gateway writes its profile as it exits: wait for that, up to 10 s.
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
   for conf in upstream proxy; do
     [ -f "$work/$conf.pid" ] && kill "$(cat "$work/$conf.pid")" 2>/dev/null || true
   done
@@ -59,10 +91,10 @@ trap cleanup EXIT
 
 # The same small response for every target, from an nginx of its own; the nginx proxy is a
 # second instance.
-nginx_instance() { # name; the http block's servers on stdin
+nginx_instance() { # name, worker processes, on_load[@] or on_proxy[@]; the http block's servers on stdin
   {
     cat <<EOF
-worker_processes 2;
+worker_processes $2;
 pid $work/$1.pid;
 error_log $work/$1-error.log warn;
 events { worker_connections 4096; }
@@ -72,15 +104,15 @@ EOF
     cat
     echo "}"
   } >"$work/$1.conf"
-  "$NGINX" -c "$work/$1.conf" -p "$work" -e "$work/$1-error.log"
+  "${!3}" "$NGINX" -c "$work/$1.conf" -p "$work" -e "$work/$1-error.log"
 }
-nginx_instance upstream <<EOF
+nginx_instance upstream "$upstream_workers" "on_load[@]" <<EOF
   server {
     listen 127.0.0.1:$UPSTREAM_PORT;
     location / { default_type text/plain; return 200 "hello from the upstream\n"; }
   }
 EOF
-nginx_instance proxy <<EOF
+nginx_instance proxy "$WORKERS" "on_proxy[@]" <<EOF
   upstream app { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
   server {
     listen 127.0.0.1:$NGINX_PORT;
@@ -134,17 +166,27 @@ basic_auth:
 capability:
   keys_dir: keys
 EOF
-./target/release/examples/bare_proxy "127.0.0.1:$BARE_PORT" "127.0.0.1:$UPSTREAM_PORT" >"$work/bare.out" 2>&1 &
+"${on_proxy[@]}" ./target/release/examples/bare_proxy "127.0.0.1:$BARE_PORT" "127.0.0.1:$UPSTREAM_PORT" >"$work/bare.out" 2>&1 &
 bare_pid=$!
 pids+=("$bare_pid")
-RUST_LOG=warn ./target/release/portcullis serve --config "$work/gateway.yaml" >"$work/portcullis.out" 2>&1 &
-portcullis_pid=$!
+serve() { # binary, config, log; prints the pid once the gateway listens
+  RUST_LOG=warn "${on_proxy[@]}" "$1" serve --config "$2" >"$3" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do
+    grep -q "listening on" "$3" 2>/dev/null && break
+    sleep 0.1
+  done
+  grep -q "listening on" "$3" || { cat "$3" >&2; kill "$pid"; exit 1; }
+  echo "$pid"
+}
+portcullis_pid=$(serve "$GATEWAY" "$work/gateway.yaml" "$work/portcullis.out")
 pids+=("$portcullis_pid")
-for _ in $(seq 100); do
-  grep -q "listening on" "$work/portcullis.out" 2>/dev/null && break
-  sleep 0.1
-done
-grep -q "listening on" "$work/portcullis.out" || { cat "$work/portcullis.out"; exit 1; }
+pgo_pid=
+if [ "$PGO" = 1 ]; then
+  sed "s/^listen: .*/listen: 127.0.0.1:$PGO_PORT/" "$work/gateway.yaml" >"$work/gateway-pgo.yaml"
+  pgo_pid=$(serve ./target/pgo/portcullis "$work/gateway-pgo.yaml" "$work/portcullis-pgo.out")
+  pids+=("$pgo_pid")
+fi
 
 # A real login through the form: CSRF cookie and token first, then the session cookie.
 jar="$work/cookies.txt"
@@ -167,6 +209,8 @@ declare -A measured=(
   [portcullis_guest]=$portcullis_pid
   [portcullis_auth]=$portcullis_pid
   [bare_hyper]=$bare_pid
+  [portcullis_pgo_guest]=$pgo_pid
+  [portcullis_pgo_auth]=$pgo_pid
 )
 
 # wrk --latency prints "50%  1.23ms"; convert to microseconds.
@@ -185,7 +229,7 @@ run() {
   # CPU time over the measured run only (the warm-up's requests are not counted).
   # shellcheck disable=SC2086 # a list of pids
   before=$(cpu_ticks ${measured[$name]})
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "cookie: $cookie" "$url")
+  out=$("${on_load[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "cookie: $cookie" "$url")
   # shellcheck disable=SC2086
   ticks[$name]=$((${ticks[$name]:-0} + $(cpu_ticks ${measured[$name]}) - before))
   rps[$name]+="$(awk '/^Requests\/sec/ {print $2}' <<<"$out") "
@@ -198,16 +242,20 @@ run() {
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 targets=(direct nginx portcullis_guest portcullis_auth bare_hyper)
+[ "$PGO" = 1 ] && targets+=(portcullis_pgo_guest portcullis_pgo_auth)
+[ -n "${TARGETS:-}" ] && read -ra targets <<<"$TARGETS"
 declare -A url=(
   [direct]="http://127.0.0.1:$UPSTREAM_PORT/"
   [nginx]="http://127.0.0.1:$NGINX_PORT/"
   [portcullis_guest]="http://127.0.0.1:$PORTCULLIS_PORT/"
   [portcullis_auth]="http://127.0.0.1:$PORTCULLIS_PORT/authed/"
   [bare_hyper]="http://127.0.0.1:$BARE_PORT/"
+  [portcullis_pgo_guest]="http://127.0.0.1:$PGO_PORT/"
+  [portcullis_pgo_auth]="http://127.0.0.1:$PGO_PORT/authed/"
 )
-declare -A cookie=([portcullis_auth]="$session")
+declare -A cookie=([portcullis_auth]="$session" [portcullis_pgo_auth]="$session")
 for name in "${targets[@]}"; do # warm pools and caches
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "cookie: ${cookie[$name]:-none=1}" "${url[$name]}" >/dev/null
+  "${on_load[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "cookie: ${cookie[$name]:-none=1}" "${url[$name]}" >/dev/null
 done
 for round in $(seq "$ROUNDS"); do
   for name in "${targets[@]}"; do
@@ -222,7 +270,12 @@ cpus() { awk -v t="${ticks[$1]}" -v hz="$hz" -v s="${seconds[$1]}" 'BEGIN { prin
 
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per target and round, median of $ROUNDS rounds; nginx: 2 worker processes; portcullis: $WORKERS worker(s)"
+echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per target and round, median of $ROUNDS rounds; nginx proxy: worker_processes $WORKERS; portcullis: workers: $WORKERS"
+if [ "$PIN" = 1 ]; then
+  echo "cores: wrk and the upstream (1 nginx worker) on $load_cpus; the proxy under test on $proxy_cpus"
+else
+  echo "cores: not pinned; the upstream runs $upstream_workers nginx workers"
+fi
 printf "%-20s %12s %10s %10s %13s %6s   %s\n" target "requests/s" "p50 (us)" "p99 (us)" "CPU ms/1k req" CPUs "requests/s per round"
 declare -A median_rps median_p99
 for name in "${targets[@]}"; do
@@ -231,10 +284,15 @@ for name in "${targets[@]}"; do
   printf "%-20s %12.0f %10.0f %10.0f %13s %6s   %s\n" "$name" "${median_rps[$name]}" "$(median "${p50[$name]}")" \
     "${median_p99[$name]}" "$(per_1k "$name")" "$(cpus "$name")" "$(tr ' ' '\n' <<<"${rps[$name]}" | grep . | awk '{ printf "%.0f ", $1 }')"
 done
-for name in portcullis_guest portcullis_auth bare_hyper; do
+for name in "${targets[@]}"; do
+  case $name in direct | nginx) continue ;; esac
+  [ -n "${median_rps[nginx]:-}" ] || break
   awk -v n="$name" -v a="${median_rps[$name]}" -v b="${median_rps[nginx]}" -v c="${median_p99[$name]}" -v d="${median_p99[nginx]}" \
     -v e="$(per_1k "$name")" -v f="$(per_1k nginx)" \
     'BEGIN { printf "%s/nginx: requests/s %.2fx, p99 %.2fx, CPU per request %.2fx\n", n, a / b, c / d, e / f }'
 done
 echo "portcullis: peak RSS $((peak_rss_kib / 1024)) MiB"
+if [ -n "$pgo_pid" ]; then
+  echo "portcullis (PGO): peak RSS $(($(awk '/VmHWM/ {print $2}' "/proc/$pgo_pid/status") / 1024)) MiB"
+fi
 echo "CPU: the server under test's user + system time (direct: the upstream nginx's workers; nginx: the proxy's workers)"

@@ -8,8 +8,9 @@
 //! and the medians are compared: one round lasts about a second, and this machine's noise
 //! moves a single round's ratio by ±10%.
 //!
-//! WORKERS sets the gateway's `workers:` (default 1, as in `benches/load.sh`: the client and the
-//! echo upstream share this machine's cores with the gateway).
+//! WORKERS sets the gateway's `workers:` (default 1: the client and the echo upstream share this
+//! machine's cores with the gateway). GATEWAY names another gateway binary to run, such as the
+//! profile-guided build of `scripts/pgo-build.sh` (`GATEWAY=target/pgo/portcullis`).
 //!
 //! A bridged socket costs the gateway two file descriptors (client and upstream); the echo
 //! upstream runs in a child process so each process stays inside its descriptor limit.
@@ -167,7 +168,9 @@ async fn bench() {
         ),
     )
     .unwrap();
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    let binary =
+        std::env::var_os("GATEWAY").unwrap_or_else(|| env!("CARGO_BIN_EXE_portcullis").into());
+    let mut gateway = Command::new(binary);
     gateway
         .args(["serve", "--config"])
         .arg(dir.path().join("gateway.yaml"))

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# A profile-guided release build of the gateway, written to target/pgo/portcullis.
+#
+#   bash scripts/pgo-build.sh
+#
+# 1. Build with `-Cprofile-generate` (target/pgo-generate).
+# 2. Train it: benches/load.sh serves its guest and authenticated loads through the instrumented
+#    gateway (an nginx upstream, a form login and wrk, all on 127.0.0.1), then stops it with
+#    SIGTERM so that it writes its profile on the way out.
+# 3. Merge the profile with the llvm-profdata of rustc's own LLVM version (Debian's llvm-N,
+#    installed if missing): rustc refuses a profile written in another LLVM version's format.
+# 4. Build again with `-Cprofile-use` (target/pgo-use) and copy the binary to target/pgo.
+#
+# The profile tells LLVM which branches the request path takes, so it lays the hot code out
+# together and inlines by measured heat: the guest route goes from 34.3k to about 25k
+# instructions a request, and from about 1,900 to about 1,000 instruction-cache misses
+# (callgrind), with the same source. Each step is a full fat-LTO build: on 2 cores, budget
+# 20 to 50 minutes. Training (TRAINING=8s a route) is skipped when the profile is newer than the
+# instrumented binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+profiles=$root/target/pgo/profiles
+
+llvm_major=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+profdata=llvm-profdata-$llvm_major
+if ! command -v "$profdata" >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "llvm-$llvm_major" >/dev/null
+fi
+
+echo "pgo: instrumented build" >&2
+RUSTFLAGS="-Cprofile-generate=$profiles" CARGO_TARGET_DIR=target/pgo-generate \
+  cargo build --release --locked --quiet --bin portcullis
+instrumented=target/pgo-generate/release/portcullis
+
+merged=$profiles/merged.profdata
+if [ ! "$merged" -nt "$instrumented" ]; then
+  echo "pgo: training on the load bench's guest and authenticated routes" >&2
+  rm -rf "$profiles/gateway"
+  # Only the gateway is instrumented; build scripts of the step above wrote their own profiles
+  # into $profiles, so the gateway's go to a directory of their own.
+  LLVM_PROFILE_FILE="$profiles/gateway/%p.profraw" GATEWAY="$instrumented" PGO=0 \
+    TARGETS="portcullis_guest portcullis_auth" ROUNDS=1 DURATION=${TRAINING:-8s} \
+    bash benches/load.sh >&2
+  shopt -s nullglob
+  raw=("$profiles"/gateway/*.profraw)
+  [ ${#raw[@]} -gt 0 ] || { echo "pgo: the gateway wrote no profile" >&2; exit 1; }
+  "$profdata" merge -o "$merged.tmp" "${raw[@]}"
+  mv "$merged.tmp" "$merged"
+fi
+
+echo "pgo: optimized build" >&2
+RUSTFLAGS="-Cprofile-use=$merged" CARGO_TARGET_DIR=target/pgo-use \
+  cargo build --release --locked --quiet --bin portcullis
+mkdir -p target/pgo
+cp target/pgo-use/release/portcullis target/pgo/portcullis
+echo "pgo: wrote target/pgo/portcullis" >&2
