@@ -236,7 +236,11 @@ async fn bench() {
         through / direct
     );
     println!("relay msg/s per round: {each_round}");
-    let _ = gateway_child.kill();
+    // SIGTERM, not kill(): the gateway exits through its shutdown path, so an instrumented build
+    // writes its profile (scripts/pgo-build.sh trains on this bench).
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = gateway_child.wait();
     let _ = echo_child.kill();
     let _ = echo_child.wait();

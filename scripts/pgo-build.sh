@@ -5,8 +5,9 @@
 #
 # 1. Build with `-Cprofile-generate` (target/pgo-generate).
 # 2. Train it: benches/load.sh serves its guest and authenticated loads through the instrumented
-#    gateway (an nginx upstream, a form login and wrk, all on 127.0.0.1), then stops it with
-#    SIGTERM so that it writes its profile on the way out.
+#    gateway (an nginx upstream, a form login and wrk, all on 127.0.0.1), and benches/websockets.rs
+#    relays WebSocket messages through it; each stops it with SIGTERM so that it writes its
+#    profile on the way out. Code the training never runs is optimized as cold.
 # 3. Merge the profile with the llvm-profdata of rustc's own LLVM version (Debian's llvm-N,
 #    installed if missing): rustc refuses a profile written in another LLVM version's format.
 # 4. Build again with `-Cprofile-use` (target/pgo-use) and copy the binary to target/pgo.
@@ -42,6 +43,10 @@ if [ ! "$merged" -nt "$instrumented" ]; then
   LLVM_PROFILE_FILE="$profiles/gateway/%p.profraw" GATEWAY="$instrumented" PGO=0 \
     TARGETS="portcullis_guest portcullis_auth" ROUNDS=1 DURATION=${TRAINING:-8s} \
     bash benches/load.sh >&2
+  echo "pgo: training on the WebSocket bench's relay" >&2
+  LLVM_PROFILE_FILE="$profiles/gateway/%p.profraw" GATEWAY="$root/$instrumented" \
+    SOCKETS=200 BUILTIN_SOCKETS=200 MESSAGES=300000 ROUNDS=1 \
+    cargo bench --locked --quiet --bench websockets >&2
   shopt -s nullglob
   raw=("$profiles"/gateway/*.profraw)
   [ ${#raw[@]} -gt 0 ] || { echo "pgo: the gateway wrote no profile" >&2; exit 1; }
