@@ -9,7 +9,7 @@
 #      of this HTTP stack, to tell what hyper costs from what the gateway adds
 #   6. with PGO=1, 3 and 4 again through a profile-guided build of the same source
 #      (scripts/pgo-build.sh, which trains on this script's load), served side by side
-# The five run in ROUNDS interleaved rounds (one run of each target per round) and each figure
+# The targets run in ROUNDS interleaved rounds (one run of each target per round) and each figure
 # is the median over the rounds: a shared 2-core VM moves a single run by 10% to 40%, and
 # interleaving spreads a slow spell over all targets instead of landing on one.
 # Prints requests/s, p50 and p99 for each, the portcullis/nginx ratios, portcullis's peak RSS,

@@ -15,9 +15,9 @@
 # The profile tells LLVM which branches the request path takes, so it lays the hot code out
 # together and inlines by measured heat: the guest route goes from 34.3k to about 25k
 # instructions a request, and from about 1,900 to about 1,000 instruction-cache misses
-# (callgrind), with the same source. Each step is a full fat-LTO build: on 2 cores, budget
-# 20 to 50 minutes. Training (TRAINING=8s a route) is skipped when the profile is newer than the
-# instrumented binary.
+# (callgrind), with the same source. Steps 1 and 4 are full fat-LTO builds: about 20 minutes in
+# all on 2 idle cores, more on a busy machine. Training (TRAINING=8s a route) is skipped when the
+# profile is newer than the instrumented binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
