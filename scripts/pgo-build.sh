@@ -32,24 +32,25 @@ fi
 echo "pgo: instrumented build" >&2
 RUSTFLAGS="-Cprofile-generate=$profiles" CARGO_TARGET_DIR=target/pgo-generate \
   cargo build --release --locked --quiet --bin portcullis
-instrumented=target/pgo-generate/release/portcullis
+instrumented=$root/target/pgo-generate/release/portcullis
 
 merged=$profiles/merged.profdata
 if [ ! "$merged" -nt "$instrumented" ]; then
   echo "pgo: training on the load bench's guest and authenticated routes" >&2
   rm -rf "$profiles/gateway"
   # Only the gateway is instrumented; build scripts of the step above wrote their own profiles
-  # into $profiles, so the gateway's go to a directory of their own.
-  LLVM_PROFILE_FILE="$profiles/gateway/%p.profraw" GATEWAY="$instrumented" PGO=0 \
+  # into $profiles, so the gateway's go to a directory of their own, one file per run.
+  gateway_profile="$profiles/gateway/%p.profraw"
+  LLVM_PROFILE_FILE=$gateway_profile GATEWAY="$instrumented" PGO=0 \
     TARGETS="portcullis_guest portcullis_auth" ROUNDS=1 DURATION=${TRAINING:-8s} \
     bash benches/load.sh >&2
   echo "pgo: training on the WebSocket bench's relay" >&2
-  LLVM_PROFILE_FILE="$profiles/gateway/%p.profraw" GATEWAY="$root/$instrumented" \
+  LLVM_PROFILE_FILE=$gateway_profile GATEWAY="$instrumented" \
     SOCKETS=200 BUILTIN_SOCKETS=200 MESSAGES=300000 ROUNDS=1 \
     cargo bench --locked --quiet --bench websockets >&2
   shopt -s nullglob
   raw=("$profiles"/gateway/*.profraw)
-  [ ${#raw[@]} -gt 0 ] || { echo "pgo: the gateway wrote no profile" >&2; exit 1; }
+  [ ${#raw[@]} -ge 2 ] || { echo "pgo: expected a profile from each training run, found ${#raw[@]}" >&2; exit 1; }
   "$profdata" merge -o "$merged.tmp" "${raw[@]}"
   mv "$merged.tmp" "$merged"
 fi
