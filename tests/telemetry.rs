@@ -111,6 +111,13 @@ decision_log:
         .await
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let id_of = |response: &reqwest::Response| {
+        response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let (failed_id, wrong_id) = (id_of(&failed), id_of(&wrong));
 
     // Metrics: valid exposition text, and a sample for each outcome.
     let metrics = Browser::new()
@@ -207,6 +214,42 @@ decision_log:
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     }
+    // Every line a request logs carries its id: the proxied path's own events name it, the
+    // branches that log (login, Basic, refresh) run in the request span.
+    let json_lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let logged = |message: &str, id_at: [&str; 2], id: Option<&str>| {
+        json_lines.iter().any(|l| {
+            let field = &l[id_at[0]][id_at[1]];
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(message))
+                && id.map_or(field.is_string(), |id| field == id)
+        })
+    };
+    assert!(
+        logged(
+            "request refused",
+            ["fields", "request_id"],
+            Some(&failed_id)
+        ),
+        "{logs}"
+    );
+    assert!(
+        logged(
+            "basic login failed",
+            ["span", "request_id"],
+            Some(&wrong_id)
+        ),
+        "{logs}"
+    );
+    assert!(
+        logged("login succeeded", ["span", "request_id"], None),
+        "{logs}"
+    );
+
     let secrets = [
         ("session secret", SESSION_SECRET),
         ("client secret", CLIENT_SECRET),

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use tracing::Instrument;
 
 use super::error::GatewayError;
 use super::guard::RequestContext;
@@ -13,7 +14,7 @@ use super::state::Shared;
 use crate::identity::Identity;
 use crate::identity::headers::{IdentityHeaderNames, identity_headers};
 use crate::session::Session;
-use crate::telemetry;
+use crate::telemetry::{self, RequestId};
 
 /// The identity a request is decided with.
 #[derive(Default)]
@@ -58,6 +59,7 @@ impl Caller {
     pub async fn from_session(
         shared: &Shared,
         headers: &HeaderMap,
+        request_id: &RequestId,
         set_cookies: &mut Vec<HeaderValue>,
     ) -> Caller {
         let Some(session) = shared.sessions.open(headers) else {
@@ -69,7 +71,20 @@ impl Caller {
                 basic: None,
             };
         }
-        match Box::pin(shared.providers.refresh(&session)).await {
+        Box::pin(Self::refreshed(shared, headers, session, set_cookies))
+            .instrument(telemetry::request_span(request_id))
+            .await
+    }
+
+    /// The caller after refreshing `session`'s provider tokens: renewed, kept (provider
+    /// unreachable) or ended.
+    async fn refreshed(
+        shared: &Shared,
+        headers: &HeaderMap,
+        session: Arc<Session>,
+        set_cookies: &mut Vec<HeaderValue>,
+    ) -> Caller {
+        match shared.providers.refresh(&session).await {
             Ok(renewed) => {
                 metrics::counter!(telemetry::TOKEN_REFRESHES_TOTAL, "result" => "ok").increment(1);
                 match shared

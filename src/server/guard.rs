@@ -14,6 +14,12 @@
 //! ```
 //!
 //! One [`RequestContext`] carries what the phases learn.
+//!
+//! Logging: a proxied request logs only through events that name `request_id` themselves. The
+//! branches that log on their own (login endpoints, token refresh, `Authorization: Basic`,
+//! WebSocket upgrades) run inside [`telemetry::request_span`], so their lines carry it too.
+//! Opening that span for every request would cost each request about a tenth of the gateway's
+//! instructions, spent formatting a field that is almost never printed.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -131,10 +137,7 @@ pub async fn handle(
         set_cookies: Vec::new(),
         generation: 0,
     };
-    let span = telemetry::request_span(&ctx.request_id);
-    let result = pipeline(&connection, &mut ctx, request)
-        .instrument(span)
-        .await;
+    let result = pipeline(&connection, &mut ctx, request).await;
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
@@ -218,12 +221,21 @@ async fn pipeline(
     }
     if login::is_login_path(&path) {
         // Rare branches are boxed, so every request's future stays a few KiB smaller.
-        return Ok(Box::pin(login::serve(shared, ctx, &path, request)).await);
+        let span = telemetry::request_span(&ctx.request_id);
+        return Ok(Box::pin(login::serve(shared, ctx, &path, request))
+            .instrument(span)
+            .await);
     }
 
     // 4 session
     let mut caller = if ctx.carried.cookie {
-        Caller::from_session(shared, request.headers(), &mut ctx.set_cookies).await
+        Caller::from_session(
+            shared,
+            request.headers(),
+            &ctx.request_id,
+            &mut ctx.set_cookies,
+        )
+        .await
     } else {
         Caller::default()
     };
@@ -245,7 +257,9 @@ async fn pipeline(
     let mut decision = decide(shared, &snapshot.set, caller.identity(), &info);
     if decision.outcome == Outcome::Login
         && caller.identity().is_none()
-        && Box::pin(caller.try_basic_header(shared, ctx, &info.headers)).await?
+        && Box::pin(caller.try_basic_header(shared, ctx, &info.headers))
+            .instrument(telemetry::request_span(&ctx.request_id))
+            .await?
     {
         decision = decide(shared, &snapshot.set, caller.identity(), &info);
     }
@@ -357,7 +371,11 @@ async fn allow(
         };
         let identity = caller.identity().cloned();
         let bridge = websocket::handle(upgrade, request, upstream_headers, route, info, identity);
-        return Box::pin(bridge).await;
+        // The upgrade, not the bridge task it spawns: a span entered on every relayed message
+        // would cost the relay more than its lines are worth.
+        return Box::pin(bridge)
+            .instrument(telemetry::request_span(&ctx.request_id))
+            .await;
     }
 
     *request.headers_mut() = upstream_headers;

@@ -1,10 +1,12 @@
 //! `tracing` setup: human-readable lines by default, JSON lines with `--log-format json`.
 //!
-//! The server wraps each request in [`request_span`], so every line logged while handling it
-//! carries `request_id` (and the route once known). Nothing here logs secrets; call sites must
-//! not put tokens, cookies or passwords into fields either.
+//! Every line logged while handling a request carries its `request_id`: the proxied path names
+//! it in its own events, and the branches that log on their own run inside [`request_span`]
+//! (see `server::guard`). Nothing here logs secrets; call sites must not put tokens, cookies or
+//! passwords into fields either.
 
 use std::fmt;
+use std::io::IsTerminal;
 
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
@@ -35,8 +37,11 @@ pub enum TracingError {
 /// and falls back to `info`.
 pub fn init_tracing(format: LogFormat, filter: Option<&str>) -> Result<(), TracingError> {
     let filter = build_filter(filter)?;
+    // Colours only for a person at a terminal: escape codes garble files and journald, and
+    // painting each span's fields costs every request a few thousand instructions.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Human => builder.try_init(),
@@ -60,7 +65,7 @@ fn build_filter(filter: Option<&str>) -> Result<EnvFilter, TracingError> {
     })
 }
 
-/// The span to run one request in: its fields appear on every log line inside it.
+/// The span for a branch of one request that logs: its fields appear on every line inside it.
 /// Record the route later with `span.record("route", name)`.
 pub fn request_span(request_id: &str) -> tracing::Span {
     tracing::info_span!("request", request_id = %request_id, route = tracing::field::Empty)
