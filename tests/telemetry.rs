@@ -68,14 +68,15 @@ decision_log:
     .await
     .unwrap();
 
+    let id_of = |response: &reqwest::Response| {
+        response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
     let mut request_ids = HashSet::new();
     let mut note = |response: &reqwest::Response| {
-        request_ids.insert(
-            response.headers()["x-request-id"]
-                .to_str()
-                .unwrap()
-                .to_string(),
-        );
+        request_ids.insert(id_of(response));
     };
 
     // allow (and refreshes), deny, login, error, and a rejected Basic header.
@@ -111,12 +112,6 @@ decision_log:
         .await
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    let id_of = |response: &reqwest::Response| {
-        response.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_string()
-    };
     let (failed_id, wrong_id) = (id_of(&failed), id_of(&wrong));
 
     // Metrics: valid exposition text, and a sample for each outcome.

@@ -37,8 +37,7 @@ pub enum TracingError {
 /// and falls back to `info`.
 pub fn init_tracing(format: LogFormat, filter: Option<&str>) -> Result<(), TracingError> {
     let filter = build_filter(filter)?;
-    // Colours only for a person at a terminal: escape codes garble files and journald, and
-    // painting each span's fields costs every request a few thousand instructions.
+    // Colours only for a person at a terminal: escape codes garble files and journald.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
