@@ -13,9 +13,9 @@
 # 4. Build again with `-Cprofile-use` (target/pgo-use) and copy the binary to target/pgo.
 #
 # The profile tells LLVM which branches the request path takes, so it lays the hot code out
-# together and inlines by measured heat: the guest route goes from 34.3k to about 25k
-# instructions a request, and from about 1,900 to about 1,000 instruction-cache misses
-# (callgrind), with the same source. Steps 1 and 4 are full fat-LTO builds: about 20 minutes in
+# together and inlines by measured heat: about a third fewer instructions a request and well
+# under half the instruction-cache misses on the guest route (callgrind figures in the README's
+# Performance section), with the same source. Steps 1 and 4 are full fat-LTO builds: about 20 minutes in
 # all on 2 idle cores, more on a busy machine. Training (TRAINING=8s a route) is skipped when the
 # profile is newer than the instrumented binary.
 set -euo pipefail
