@@ -166,11 +166,16 @@ basic_auth:
 capability:
   keys_dir: keys
 EOF
-"${on_proxy[@]}" ./target/release/examples/bare_proxy "127.0.0.1:$BARE_PORT" "127.0.0.1:$UPSTREAM_PORT" >"$work/bare.out" 2>&1 &
+# Every server runs in a session of its own, as nginx's daemon does: with the kernel's scheduler
+# autogroups (on by default) a session shares the CPU as one task, so a server left in the
+# script's session would split one share with wrk while nginx got a share to itself. (setsid
+# runs the program in place: a background job of a script is not a process group leader.)
+own_session=(setsid "${on_proxy[@]}")
+"${own_session[@]}" ./target/release/examples/bare_proxy "127.0.0.1:$BARE_PORT" "127.0.0.1:$UPSTREAM_PORT" >"$work/bare.out" 2>&1 &
 bare_pid=$!
 pids+=("$bare_pid")
 serve() { # binary, config, log; prints the pid once the gateway listens
-  RUST_LOG=warn "${on_proxy[@]}" "$1" serve --config "$2" >"$3" 2>&1 &
+  RUST_LOG=warn "${own_session[@]}" "$1" serve --config "$2" >"$3" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do
     grep -q "listening on" "$3" 2>/dev/null && break
