@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side load comparison, one run, same small upstream, everything on 127.0.0.1:
 #   1. the upstream directly
-#   2. nginx as a plain reverse proxy (no auth)
+#   2. nginx as a plain reverse proxy (no auth); nginx_cookie: the same nginx sent the request
+#      target 4 sends (its path and session cookie), to tell what the bigger request costs any
+#      proxy from what authenticating it costs portcullis
 #   3. portcullis on a guest route
 #   4. portcullis on an authenticated route: a session cookie from a real (form) login, a
 #      policy with a CEL condition, identity headers and a capability token on every request
@@ -211,6 +213,7 @@ nginx_workers() { pgrep -P "$(cat "$work/$1.pid")" | tr '\n' ' '; }
 declare -A measured=(
   [direct]="$(nginx_workers upstream)"
   [nginx]="$(nginx_workers proxy)"
+  [nginx_cookie]="$(nginx_workers proxy)"
   [portcullis_guest]=$portcullis_pid
   [portcullis_auth]=$portcullis_pid
   [bare_hyper]=$bare_pid
@@ -246,19 +249,20 @@ run() {
 }
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-targets=(direct nginx portcullis_guest portcullis_auth bare_hyper)
+targets=(direct nginx nginx_cookie portcullis_guest portcullis_auth bare_hyper)
 [ "$PGO" = 1 ] && targets+=(portcullis_pgo_guest portcullis_pgo_auth)
 [ -n "${TARGETS:-}" ] && read -ra targets <<<"$TARGETS"
 declare -A url=(
   [direct]="http://127.0.0.1:$UPSTREAM_PORT/"
   [nginx]="http://127.0.0.1:$NGINX_PORT/"
+  [nginx_cookie]="http://127.0.0.1:$NGINX_PORT/authed/"
   [portcullis_guest]="http://127.0.0.1:$PORTCULLIS_PORT/"
   [portcullis_auth]="http://127.0.0.1:$PORTCULLIS_PORT/authed/"
   [bare_hyper]="http://127.0.0.1:$BARE_PORT/"
   [portcullis_pgo_guest]="http://127.0.0.1:$PGO_PORT/"
   [portcullis_pgo_auth]="http://127.0.0.1:$PGO_PORT/authed/"
 )
-declare -A cookie=([portcullis_auth]="$session" [portcullis_pgo_auth]="$session")
+declare -A cookie=([portcullis_auth]="$session" [portcullis_pgo_auth]="$session" [nginx_cookie]="$session")
 for name in "${targets[@]}"; do # warm pools and caches
   "${on_load[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "cookie: ${cookie[$name]:-none=1}" "${url[$name]}" >/dev/null
 done
@@ -290,11 +294,17 @@ for name in "${targets[@]}"; do
     "${median_p99[$name]}" "$(per_1k "$name")" "$(cpus "$name")" "$(tr ' ' '\n' <<<"${rps[$name]}" | grep . | awk '{ printf "%.0f ", $1 }')"
 done
 for name in "${targets[@]}"; do
-  case $name in direct | nginx) continue ;; esac
+  case $name in direct | nginx | nginx_cookie) continue ;; esac
   [ -n "${median_rps[nginx]:-}" ] || break
   awk -v n="$name" -v a="${median_rps[$name]}" -v b="${median_rps[nginx]}" -v c="${median_p99[$name]}" -v d="${median_p99[nginx]}" \
     -v e="$(per_1k "$name")" -v f="$(per_1k nginx)" \
     'BEGIN { printf "%s/nginx: requests/s %.2fx, p99 %.2fx, CPU per request %.2fx\n", n, a / b, c / d, e / f }'
+done
+for name in portcullis_auth portcullis_pgo_auth; do
+  [ -n "${median_rps[$name]:-}" ] && [ -n "${median_rps[nginx_cookie]:-}" ] || continue
+  awk -v n="$name" -v a="${median_rps[$name]}" -v b="${median_rps[nginx_cookie]}" -v c="${median_p99[$name]}" -v d="${median_p99[nginx_cookie]}" \
+    -v e="$(per_1k "$name")" -v f="$(per_1k nginx_cookie)" \
+    'BEGIN { printf "%s/nginx_cookie (the same request): requests/s %.2fx, p99 %.2fx, CPU per request %.2fx\n", n, a / b, c / d, e / f }'
 done
 echo "portcullis: peak RSS $((peak_rss_kib / 1024)) MiB"
 if [ -n "$pgo_pid" ]; then

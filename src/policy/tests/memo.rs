@@ -103,6 +103,25 @@ fn keys_cannot_run_one_value_into_the_next() {
     );
 }
 
+#[test]
+fn values_too_long_for_a_key_are_evaluated_every_time() {
+    let s = set(&route_with("request.path.startsWith(\"/ok\")"));
+    let alice = user("a@example.com", true, &[]);
+    let long_ok = format!("GET https://h/ok/{}", "x".repeat(600));
+    let long_other = format!("GET https://h/no/{}", "x".repeat(600));
+    for _ in 0..2 {
+        assert_eq!(s.decide(Some(&alice), &req(&long_ok)).outcome, Allow);
+        assert_eq!(s.decide(Some(&alice), &req(&long_other)).outcome, Deny);
+    }
+    assert_eq!(s.when_memo.len(), 0, "no key past the length limit");
+    assert!(memo::key(first_when(&s), Some(&alice), &req(&long_ok)).is_none());
+    assert_eq!(
+        s.decide(Some(&alice), &req("GET https://h/ok")).outcome,
+        Allow
+    );
+    assert_eq!(s.when_memo.len(), 1);
+}
+
 fn first_when(set: &super::PolicySet) -> &super::super::expr::Expr {
     set.routes[0].permit[0]
         .conditions
