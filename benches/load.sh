@@ -293,18 +293,19 @@ for name in "${targets[@]}"; do
   printf "%-20s %12.0f %10.0f %10.0f %13s %6s   %s\n" "$name" "${median_rps[$name]}" "$(median "${p50[$name]}")" \
     "${median_p99[$name]}" "$(per_1k "$name")" "$(cpus "$name")" "$(tr ' ' '\n' <<<"${rps[$name]}" | grep . | awk '{ printf "%.0f ", $1 }')"
 done
+# target, baseline: the target's requests/s, p99 and CPU per request over the baseline's.
+ratios() {
+  awk -v n="$1/$2" -v a="${median_rps[$1]}" -v b="${median_rps[$2]}" -v c="${median_p99[$1]}" -v d="${median_p99[$2]}" \
+    -v e="$(per_1k "$1")" -v f="$(per_1k "$2")" \
+    'BEGIN { printf "%s: requests/s %.2fx, p99 %.2fx, CPU per request %.2fx\n", n, a / b, c / d, e / f }'
+}
 for name in "${targets[@]}"; do
   case $name in direct | nginx | nginx_cookie) continue ;; esac
   [ -n "${median_rps[nginx]:-}" ] || break
-  awk -v n="$name" -v a="${median_rps[$name]}" -v b="${median_rps[nginx]}" -v c="${median_p99[$name]}" -v d="${median_p99[nginx]}" \
-    -v e="$(per_1k "$name")" -v f="$(per_1k nginx)" \
-    'BEGIN { printf "%s/nginx: requests/s %.2fx, p99 %.2fx, CPU per request %.2fx\n", n, a / b, c / d, e / f }'
+  ratios "$name" nginx
 done
-for name in portcullis_auth portcullis_pgo_auth; do
-  [ -n "${median_rps[$name]:-}" ] && [ -n "${median_rps[nginx_cookie]:-}" ] || continue
-  awk -v n="$name" -v a="${median_rps[$name]}" -v b="${median_rps[nginx_cookie]}" -v c="${median_p99[$name]}" -v d="${median_p99[nginx_cookie]}" \
-    -v e="$(per_1k "$name")" -v f="$(per_1k nginx_cookie)" \
-    'BEGIN { printf "%s/nginx_cookie (the same request): requests/s %.2fx, p99 %.2fx, CPU per request %.2fx\n", n, a / b, c / d, e / f }'
+for name in portcullis_auth portcullis_pgo_auth; do # against nginx sent the same request
+  [ -n "${median_rps[$name]:-}" ] && [ -n "${median_rps[nginx_cookie]:-}" ] && ratios "$name" nginx_cookie
 done
 echo "portcullis: peak RSS $((peak_rss_kib / 1024)) MiB"
 if [ -n "$pgo_pid" ]; then
