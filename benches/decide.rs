@@ -6,7 +6,8 @@
 //! Group `decide`: the same request again and again, so both results come from the `when:`
 //! memo (what a browser's repeated requests get). Group `decide_evaluated`: the same policy with
 //! `now` read in both expressions, which are then never remembered: two full CEL evaluations
-//! against a freshly built context per decision.
+//! against a freshly built context per decision. Group `decide_evaluated_header`: the same with
+//! a header read instead of `now`, also evaluated every time.
 
 use std::fmt::Write;
 use std::hint::black_box;
@@ -22,6 +23,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Makes a `when:` read `now` (always true), so its result is never remembered.
 const READS_NOW: &str = " && now > timestamp(\"2000-01-01T00:00:00Z\")";
+
+/// Makes a `when:` read a header (always true): never remembered either, but no timestamp
+/// literal to parse, so this is the plain cost of building the context and evaluating.
+const READS_HEADER: &str = " && request.headers[\"user-agent\"] != \"blocked\"";
 
 fn policy(rules: usize, when_suffix: &str) -> PolicySet {
     let routes = rules.div_ceil(10);
@@ -77,7 +82,11 @@ fn bench(c: &mut Criterion) {
         provider: "google".into(),
         ..Identity::default()
     };
-    for (name, when_suffix) in [("decide", ""), ("decide_evaluated", READS_NOW)] {
+    for (name, when_suffix) in [
+        ("decide", ""),
+        ("decide_evaluated", READS_NOW),
+        ("decide_evaluated_header", READS_HEADER),
+    ] {
         let mut group = c.benchmark_group(name);
         for rules in [10usize, 100, 1_000, 10_000] {
             let set = policy(rules, when_suffix);

@@ -234,6 +234,8 @@ fn serve(config_path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    // Before the policies load, so that their first load and generation are counted.
+    portcullis::telemetry::install_metrics();
     // A policy error at startup is fatal, with every error listed: fail closed before serving.
     let (policies, _policy_watch) = match &config.policies {
         Some(dir) => {

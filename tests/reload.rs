@@ -305,6 +305,34 @@ async fn a_socket_whose_user_loses_access_is_closed_with_1008_and_others_keep_ec
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+
+    // Bob leaves on his own; the metrics tell the two closes apart.
+    bob.close(None).await.unwrap();
+    while let Some(Ok(_)) = bob.next().await {}
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let samples = loop {
+        let samples = support::metrics::parse(&get(&gateway.url("/metrics"), &[]).await.body);
+        let closed = |reason| {
+            support::metrics::value(
+                &samples,
+                "portcullis_websockets_closed_total",
+                &[("route", "app"), ("reason", reason)],
+            )
+        };
+        if closed("policy") == Some(1.0) && closed("client") == Some(1.0) {
+            break samples;
+        }
+        assert!(Instant::now() < deadline, "closes not counted: {samples:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        support::metrics::value(
+            &samples,
+            "portcullis_websockets_active",
+            &[("route", "app")]
+        ),
+        Some(0.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -121,48 +121,70 @@ decision_log:
         .text()
         .await
         .unwrap();
-    for line in metrics
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("not `series value`: {line}"));
-        assert!(value.parse::<f64>().is_ok(), "bad value in {line}");
-        let name = series.split('{').next().unwrap();
-        assert!(
-            name.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "bad metric name in {line}"
-        );
-        assert_eq!(
-            series.contains('{'),
-            series.ends_with('}'),
-            "unbalanced labels in {line}"
-        );
-    }
-    let has = |needle: &str| {
-        metrics
-            .lines()
-            .any(|l| l.starts_with(needle) || (l.contains(needle) && !l.starts_with('#')))
+    let samples = support::metrics::parse(&metrics);
+    let value =
+        |name: &str, labels: &[(&str, &str)]| support::metrics::value(&samples, name, labels);
+    let has = |name: &str, label: (&str, &str)| {
+        samples.iter().any(|s| {
+            s.name == name
+                && s.labels
+                    .iter()
+                    .any(|(k, v)| (k.as_str(), v.as_str()) == label)
+        })
     };
     for outcome in ["allow", "deny", "login", "error"] {
         assert!(
-            has(&format!("outcome=\"{outcome}\"")),
+            has("portcullis_requests_total", ("outcome", outcome)),
             "no requests_total sample with outcome {outcome}:\n{metrics}"
         );
     }
-    assert!(
-        has("portcullis_logins_total{provider=\"test\",result=\"ok\"}"),
+    // The startup load counts: the serving generation is published from the first scrape on.
+    assert_eq!(
+        value("portcullis_policy_generation", &[]),
+        Some(1.0),
         "{metrics}"
     );
-    assert!(has("portcullis_token_refreshes_total"), "{metrics}");
+    assert_eq!(
+        value("portcullis_policy_reloads_total", &[("result", "ok")]),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        value(
+            "portcullis_logins_total",
+            &[("provider", "test"), ("result", "ok")]
+        ),
+        Some(2.0),
+        "alice and bob logged in:\n{metrics}"
+    );
+    assert_eq!(
+        value(
+            "portcullis_logins_total",
+            &[("provider", "basic"), ("result", "invalid")]
+        ),
+        Some(1.0),
+        "mallory's wrong Basic password:\n{metrics}"
+    );
     assert!(
-        has("portcullis_decision_duration_seconds_bucket"),
+        value("portcullis_token_refreshes_total", &[("result", "ok")]).is_some_and(|n| n >= 1.0),
+        "alice's second request refreshed:\n{metrics}"
+    );
+    assert!(
+        value("portcullis_capability_minted_total", &[]).is_some_and(|n| n >= 1.0),
+        "alice's allowed requests carry a token:\n{metrics}"
+    );
+    assert!(
+        has(
+            "portcullis_decision_duration_seconds_bucket",
+            ("le", "+Inf")
+        ),
         "{metrics}"
     );
     assert!(
-        has("portcullis_upstream_duration_seconds_bucket"),
+        has(
+            "portcullis_upstream_duration_seconds_bucket",
+            ("route", "app")
+        ),
         "{metrics}"
     );
     assert!(

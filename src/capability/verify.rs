@@ -21,8 +21,11 @@
 //! The token schema, the run limits and the key format are described in
 //! `docs/capabilities.md`.
 
+mod seen;
+
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use biscuit_auth::builder::{Algorithm, Term};
@@ -30,6 +33,8 @@ use biscuit_auth::error::{FailedCheck, Format, Logic, Token};
 use biscuit_auth::macros::{authorizer, rule};
 use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey, RootKeyProvider};
 use serde::{Deserialize, Serialize};
+
+use seen::SeenTokens;
 
 /// Datalog run limits the verifier sets on every authorization, unless
 /// [`Verifier::with_limits`] replaces them.
@@ -141,12 +146,17 @@ pub enum VerifyError {
     LimitExceeded(String),
 }
 
+/// Tokens whose signature a [`Verifier`] remembers unless
+/// [`Verifier::with_seen_capacity`] says otherwise: a few MiB at most.
+pub const DEFAULT_SEEN_CAPACITY: usize = 1024;
+
 /// Checks capability tokens against a fixed set of gateway public keys. Cheap to share
-/// (`Send + Sync`); build a new one when keys.json changes.
+/// (`Send + Sync`; clones share what they have seen); build a new one when keys.json changes.
 #[derive(Clone, Debug)]
 pub struct Verifier {
     keys: HashMap<u32, PublicKey>,
     limits: AuthorizerLimits,
+    seen: Arc<SeenTokens>,
 }
 
 impl Verifier {
@@ -155,6 +165,7 @@ impl Verifier {
         Self {
             keys: keys.into_iter().map(|k| (k.kid, k.public_key)).collect(),
             limits: DEFAULT_LIMITS,
+            seen: Arc::new(SeenTokens::new(DEFAULT_SEEN_CAPACITY)),
         }
     }
 
@@ -183,6 +194,14 @@ impl Verifier {
     /// Replaces [`DEFAULT_LIMITS`].
     pub fn with_limits(mut self, limits: AuthorizerLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// How many verified tokens to remember, so that a token seen again skips the signature
+    /// checks (most of a verification); expiry, route, right and attenuation checks run on
+    /// every call regardless. 0 turns remembering off. Replaces [`DEFAULT_SEEN_CAPACITY`].
+    pub fn with_seen_capacity(mut self, capacity: usize) -> Self {
+        self.seen = Arc::new(SeenTokens::new(capacity));
         self
     }
 
@@ -235,7 +254,14 @@ impl Verifier {
         right: Option<&str>,
         now: SystemTime,
     ) -> Result<Claims, VerifyError> {
-        let biscuit = self.parse(token)?;
+        let biscuit = match self.seen.get(token) {
+            Some(biscuit) => biscuit,
+            None => {
+                let biscuit = Arc::new(self.parse(token)?);
+                self.seen.remember(token, Arc::clone(&biscuit));
+                biscuit
+            }
+        };
         let mut authorizer = authorize(&biscuit, route, right, now, &self.limits, true)?;
         let claims = read_claims(&mut authorizer)?;
         let rights = if biscuit.block_count() > 1 {
@@ -545,6 +571,71 @@ mod tests {
                 right: "admin".into()
             })
         );
+    }
+
+    #[test]
+    fn a_token_seen_before_is_still_checked_for_expiry_route_and_right() {
+        let root = KeyPair::new();
+        let v = verifier(&root);
+        let t = fresh(&root);
+        let first = v.verify(&t, "panel", Some("read")).unwrap();
+        assert_eq!(v.seen.len(), 1);
+        assert_eq!(v.verify(&t, "panel", Some("read")).unwrap(), first);
+        assert_eq!(
+            v.verify(&t, "grafana", None),
+            Err(VerifyError::WrongRoute {
+                route: "grafana".into()
+            })
+        );
+        assert_eq!(
+            v.verify(&t, "panel", Some("admin")),
+            Err(VerifyError::MissingRight {
+                right: "admin".into()
+            })
+        );
+        let later = SystemTime::now() + Duration::from_secs(120);
+        assert_eq!(
+            v.verify_at(&t, "panel", None, later),
+            Err(VerifyError::Expired)
+        );
+        assert_eq!(v.seen.len(), 1, "one token, remembered once");
+    }
+
+    #[test]
+    fn only_tokens_that_verify_are_remembered() {
+        let root = KeyPair::new();
+        let v = verifier(&root);
+        let t = fresh(&root);
+        v.verify(&t, "panel", None).unwrap();
+        // The same token with one character of its proof altered, and one from another gateway.
+        let mut altered = t.clone().into_bytes();
+        let at = altered.len() - 10;
+        altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(altered).unwrap();
+        assert_eq!(
+            v.verify(&altered, "panel", None),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            v.verify(&fresh(&KeyPair::new()), "panel", None),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(v.seen.len(), 1);
+    }
+
+    #[test]
+    fn remembering_is_bounded_and_can_be_turned_off() {
+        let root = KeyPair::new();
+        let small = verifier(&root).with_seen_capacity(2);
+        for _ in 0..5 {
+            small.verify(&fresh(&root), "panel", None).unwrap();
+            assert!(small.seen.len() <= 2);
+        }
+        let off = verifier(&root).with_seen_capacity(0);
+        let t = fresh(&root);
+        off.verify(&t, "panel", None).unwrap();
+        off.verify(&t, "panel", None).unwrap();
+        assert_eq!(off.seen.len(), 0);
     }
 
     #[test]

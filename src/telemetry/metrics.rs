@@ -34,10 +34,11 @@ pub const WEBSOCKETS_ACTIVE: &str = "portcullis_websockets_active";
 /// Counter `{route, reason}` (`client` | `upstream` | `policy` | `shutdown` | `error`): closed
 /// WebSockets; `policy` counts the ones a re-check after a policy swap closed.
 pub const WEBSOCKETS_CLOSED_TOTAL: &str = "portcullis_websockets_closed_total";
-/// Counter `{provider, result}` (`success` | `invalid` | `rate_limited` | `unavailable` |
-/// `error`): login attempts.
+/// Counter `{provider, result}` (`ok` | `invalid` | `rate_limited` | `unavailable` | `error`):
+/// login attempts.
 pub const LOGINS_TOTAL: &str = "portcullis_logins_total";
-/// Counter `{result}` (`ok` | `error`): OIDC token refreshes.
+/// Counter `{result}`: OIDC token refreshes. `ok`; `ended` (the provider refused, the session
+/// ended); `retry` (the provider was unreachable, the session is kept and refreshes later).
 pub const TOKEN_REFRESHES_TOTAL: &str = "portcullis_token_refreshes_total";
 /// Counter: capability tokens minted.
 pub const CAPABILITY_MINTED_TOTAL: &str = "portcullis_capability_minted_total";

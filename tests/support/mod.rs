@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod gateway;
 pub mod http;
+pub mod metrics;
 pub mod oidc;
 pub mod panel;
 pub mod upstream;

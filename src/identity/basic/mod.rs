@@ -334,7 +334,7 @@ impl BasicAuth {
     ) -> Result<Identity, AuthError> {
         let result = self.attempt(username, password, client_ip).await;
         let label = match &result {
-            Ok(_) => "success",
+            Ok(_) => "ok",
             Err(err) => err.metric_result(),
         };
         metrics::counter!(LOGINS_TOTAL, "provider" => PROVIDER, "result" => label).increment(1);

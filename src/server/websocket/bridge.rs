@@ -102,12 +102,34 @@ enum End {
     Ordered(CloseFrame),
 }
 
-/// Relays text, binary, ping, pong and close in both directions.
+impl End {
+    /// The `reason` label of `portcullis_websockets_closed_total`.
+    fn label(&self) -> &'static str {
+        match self {
+            End::ClientClosed(_) => "client",
+            End::UpstreamClosed(_) => "upstream",
+            End::ClientLost | End::UpstreamLost => "error",
+            End::Ordered(frame) => order_label(frame.code),
+        }
+    }
+}
+
+/// A re-check closes with 1008 (policy violation), a shutdown with 1001.
+fn order_label(code: CloseCode) -> &'static str {
+    match code {
+        CloseCode::Policy => "policy",
+        _ => "shutdown",
+    }
+}
+
+/// Relays text, binary, ping, pong and close in both directions; returns why it ended, as the
+/// `reason` label of `portcullis_websockets_closed_total`.
 pub async fn relay<C, U>(
     mut client: Socket<C>,
     mut upstream: Socket<U>,
     mut close_orders: watch::Receiver<Option<CloseOrder>>,
-) where
+) -> &'static str
+where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
@@ -128,9 +150,11 @@ pub async fn relay<C, U>(
         end = pumping => end,
         order = wait_for_order(&mut close_orders) => End::Ordered(close_frame(&order)),
     };
+    let label = end.label();
     // Boxed: the closing handshakes hold timers and close frames, which a live bridge's future
     // would otherwise carry for its whole life.
     Box::pin(close(end, &mut client, &mut upstream)).await;
+    label
 }
 
 /// Resolves when the registry orders the bridge closed; never if the registry goes away.
@@ -178,8 +202,12 @@ where
     }
 }
 
-/// Answers every message with itself: the WebSocket side of the built-in demo upstream.
-pub async fn echo<C>(mut client: Socket<C>, mut close_orders: watch::Receiver<Option<CloseOrder>>)
+/// Answers every message with itself: the WebSocket side of the built-in demo upstream. Returns
+/// why it ended, like [`relay`].
+pub async fn echo<C>(
+    mut client: Socket<C>,
+    mut close_orders: watch::Receiver<Option<CloseOrder>>,
+) -> &'static str
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
@@ -188,19 +216,25 @@ where
             message = client.next() => match message {
                 Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
                     if client.send(message).await.is_err() {
-                        return;
+                        return "error";
                     }
                 }
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                Some(Ok(Message::Close(_))) => {
                     let _ = tokio::time::timeout(CLOSE_GRACE, client.close(None)).await;
-                    return;
+                    return "client";
+                }
+                Some(Err(_)) | None => {
+                    let _ = tokio::time::timeout(CLOSE_GRACE, client.close(None)).await;
+                    return "error";
                 }
                 Some(Ok(_)) => {}
             },
             Ok(()) = close_orders.changed() => {
                 let Some(order) = close_orders.borrow_and_update().clone() else { continue };
-                let _ = tokio::time::timeout(CLOSE_GRACE, client.close(Some(close_frame(&order)))).await;
-                return;
+                let frame = close_frame(&order);
+                let label = order_label(frame.code);
+                let _ = tokio::time::timeout(CLOSE_GRACE, client.close(Some(frame))).await;
+                return label;
             }
         }
     }

@@ -22,6 +22,7 @@ use crate::identity::Identity;
 use crate::policy::{RequestInfo, Route, Upstream};
 use crate::server::body::{self, Body};
 use crate::server::error::GatewayError;
+use crate::telemetry;
 
 /// What an upgrade needs from the gateway.
 pub struct UpgradeContext<'a> {
@@ -60,10 +61,12 @@ pub async fn handle(
         };
         let client = Socket::new(upgraded, Role::Server, bridge::framing());
         let orders = registration.close_orders.clone();
-        match upstream_socket {
+        let reason = match upstream_socket {
             Some(upstream) => bridge::relay(client, *upstream, orders).await,
             None => bridge::echo(client, orders).await,
-        }
+        };
+        metrics::counter!(telemetry::WEBSOCKETS_CLOSED_TOTAL, "route" => route.name.to_string(), "reason" => reason)
+            .increment(1);
         drop(registration);
     });
 

@@ -114,7 +114,6 @@ impl WsRegistry {
             };
             if socket.closer.send(Some(order)).is_ok() {
                 closed += 1;
-                metrics::counter!(telemetry::WEBSOCKETS_CLOSED_TOTAL, "route" => socket.route.to_string(), "reason" => "policy").increment(1);
                 tracing::info!(route = %socket.route, reason = %decision.reason, "closing WebSocket after policy change");
             }
         }
