@@ -368,6 +368,8 @@ async fn allow(
             registry: &shared.websockets,
             tasks: &shared.tasks,
             upstream: &shared.config.upstream,
+            policies: &shared.policies,
+            decided_on: ctx.generation,
         };
         let identity = caller.identity().cloned();
         let bridge = websocket::handle(upgrade, request, upstream_headers, route, info, identity);

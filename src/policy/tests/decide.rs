@@ -5,7 +5,7 @@ use crate::identity::Identity;
 const POLICY: &str = r#"
 rules:
   - name: no contractors
-    deny: { when: 'user.email.endsWith("@contractors.example.com")' }
+    deny: { when: 'user.domain == "contractors.example.com"' }
   - name: global health
     guest: true
     match: { path: /healthz }

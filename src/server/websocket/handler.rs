@@ -19,7 +19,7 @@ use super::socket::{self, Socket};
 use super::upgrade::{HANDSHAKE_HEADERS, client_key};
 use crate::config::UpstreamConfig;
 use crate::identity::Identity;
-use crate::policy::{RequestInfo, Route, Upstream};
+use crate::policy::{PolicyStore, RequestInfo, Route, Upstream};
 use crate::server::body::{self, Body};
 use crate::server::error::GatewayError;
 use crate::telemetry;
@@ -29,6 +29,9 @@ pub struct UpgradeContext<'a> {
     pub registry: &'a Arc<WsRegistry>,
     pub tasks: &'a TaskTracker,
     pub upstream: &'a UpstreamConfig,
+    pub policies: &'a PolicyStore,
+    /// The policy generation that allowed the upgrade.
+    pub decided_on: u64,
 }
 
 /// Bridges an allowed upgrade. `upstream_headers` are the client's headers after hygiene, with
@@ -51,6 +54,11 @@ pub async fn handle(
         },
     };
     let registration = ctx.registry.register(route.name.clone(), identity, info);
+    // Read after registering: a later swap's re-check sees this bridge, an earlier one did not.
+    let serving = ctx.policies.snapshot();
+    if serving.generation != ctx.decided_on {
+        ctx.registry.recheck_one(&registration, &serving.set);
+    }
     ctx.tasks.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => TokioIo::new(upgraded),

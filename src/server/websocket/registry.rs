@@ -97,27 +97,19 @@ impl WsRegistry {
     /// Returns how many were ordered closed.
     pub fn recheck(&self, set: &PolicySet) -> usize {
         let live = self.live.lock();
-        let mut closed = 0;
-        for socket in live.values() {
-            let decision = set.decide(socket.identity.as_ref(), &socket.request);
-            let still_allowed = decision.outcome == Outcome::Allow
-                && decision
-                    .route
-                    .as_ref()
-                    .is_some_and(|route| route.name == socket.route && route.websocket);
-            if still_allowed {
-                continue;
-            }
-            let order = CloseOrder {
-                code: 1008,
-                reason: truncate_reason(&format!("access revoked: {}", decision.reason)),
-            };
-            if socket.closer.send(Some(order)).is_ok() {
-                closed += 1;
-                tracing::info!(route = %socket.route, reason = %decision.reason, "closing WebSocket after policy change");
-            }
-        }
-        closed
+        live.values()
+            .filter(|socket| close_if_revoked(socket, set))
+            .count()
+    }
+
+    /// Decides one new bridge again against `set`, the set serving now. An upgrade is decided
+    /// before its upstream connects and is registered after: a swap in between ran its re-check
+    /// without this bridge, so the bridge must be checked here. Returns whether it was ordered
+    /// closed.
+    pub fn recheck_one(&self, registration: &Registration, set: &PolicySet) -> bool {
+        let live = self.live.lock();
+        live.get(&registration.id)
+            .is_some_and(|socket| close_if_revoked(socket, set))
     }
 
     /// Orders every bridge closed (shutdown: 1001).
@@ -129,6 +121,28 @@ impl WsRegistry {
             }));
         }
     }
+}
+
+/// Orders `socket` closed with 1008 unless `set` still allows it on the same route.
+fn close_if_revoked(socket: &LiveSocket, set: &PolicySet) -> bool {
+    let decision = set.decide(socket.identity.as_ref(), &socket.request);
+    let still_allowed = decision.outcome == Outcome::Allow
+        && decision
+            .route
+            .as_ref()
+            .is_some_and(|route| route.name == socket.route && route.websocket);
+    if still_allowed {
+        return false;
+    }
+    let order = CloseOrder {
+        code: 1008,
+        reason: truncate_reason(&format!("access revoked: {}", decision.reason)),
+    };
+    let sent = socket.closer.send(Some(order)).is_ok();
+    if sent {
+        tracing::info!(route = %socket.route, reason = %decision.reason, "closing WebSocket after policy change");
+    }
+    sent
 }
 
 /// A copy of `headers` whose values share one small buffer. hyper's header values are slices
@@ -178,6 +192,56 @@ mod tests {
         assert_eq!(copy, headers);
         let teams: Vec<_> = copy.get_all("x-team").iter().collect();
         assert_eq!(teams, ["a", "b"]);
+    }
+
+    fn policy(emails: &str) -> PolicySet {
+        let text = format!(
+            "routes:\n  - name: app\n    match: {{ path: /app/** }}\n    upstream: builtin:whoami\n    websocket: true\n    rules:\n      - name: listed\n        allow: {{ emails: [{emails}] }}\n"
+        );
+        PolicySet::compile(&[crate::policy::PolicySource {
+            path: "app.yaml".into(),
+            text,
+        }])
+        .unwrap()
+    }
+
+    fn upgrade() -> RequestInfo {
+        RequestInfo {
+            method: http::Method::GET,
+            scheme: crate::policy::Scheme::Http,
+            host: "127.0.0.1".into(),
+            path: "/app/ws".into(),
+            query: None,
+            headers: HeaderMap::new(),
+            websocket: true,
+            ip: "127.0.0.1".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_bridge_registered_after_a_swap_is_decided_on_the_new_set() {
+        let registry = Arc::new(WsRegistry::default());
+        let alice = Identity {
+            subject: "alice".into(),
+            email: Some("alice@example.com".into()),
+            email_verified: true,
+            provider: "basic".into(),
+            ..Identity::default()
+        };
+        let registration = registry.register("app".into(), Some(alice), upgrade());
+        let mut orders = registration.close_orders.clone();
+
+        assert!(!registry.recheck_one(&registration, &policy("alice@example.com")));
+        assert_eq!(*orders.borrow_and_update(), None);
+
+        assert!(registry.recheck_one(&registration, &policy("bob@example.com")));
+        let order = orders.borrow_and_update().clone().expect("a close order");
+        assert_eq!(order.code, 1008);
+        assert!(
+            order.reason.starts_with("access revoked"),
+            "{}",
+            order.reason
+        );
     }
 
     #[test]
