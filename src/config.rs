@@ -16,6 +16,7 @@ use crate::capability::CapabilityConfig;
 use crate::identity::basic::BasicAuthConfig;
 use crate::identity::headers::IdentityHeaderNames;
 use crate::identity::providers::ProviderConfig;
+use crate::identity::redirect::allowed_host_entry;
 use crate::session::SessionConfig;
 use crate::telemetry::DecisionLogConfig;
 
@@ -40,6 +41,10 @@ pub struct Config {
     pub capability: CapabilityConfig,
     pub providers: Vec<ProviderConfig>,
     pub basic_auth: Option<BasicAuthConfig>,
+    /// Hosts besides `public_url`'s that a login's `rd` may send the browser to, normalised for
+    /// [`safe_redirect`](crate::identity::redirect::safe_redirect): `host`, `host:port`, or
+    /// `.example.com` (written `*.example.com`) for any subdomain.
+    pub allowed_redirect_hosts: Vec<String>,
     /// A separate listener for `/metrics`; `None` serves it on the main listener.
     pub metrics_listen: Option<SocketAddr>,
     pub decision_log: DecisionLogConfig,
@@ -115,6 +120,8 @@ struct RawConfig {
     #[serde(default)]
     providers: Vec<ProviderConfig>,
     basic_auth: Option<BasicAuthConfig>,
+    #[serde(default)]
+    allowed_redirect_hosts: Vec<Spanned<String>>,
     metrics_listen: Option<Spanned<String>>,
     #[serde(default)]
     decision_log: DecisionLogConfig,
@@ -201,6 +208,7 @@ impl Config {
             capability: CapabilityConfig::default(),
             providers: Vec::new(),
             basic_auth: None,
+            allowed_redirect_hosts: Vec::new(),
             metrics_listen: None,
             decision_log: DecisionLogConfig::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -421,6 +429,19 @@ impl<'a> Validator<'a> {
             ok.then_some(TlsConfig { cert, key })
         });
 
+        let mut allowed_redirect_hosts = Vec::new();
+        for (index, at) in raw.allowed_redirect_hosts.iter().enumerate() {
+            match allowed_host_entry(&at.value) {
+                Ok(host) => allowed_redirect_hosts.push(host),
+                Err(message) => self.error(
+                    at,
+                    &format!("allowed_redirect_hosts[{index}]"),
+                    message,
+                    "write app.example.com, app.example.com:8443 or *.example.com",
+                ),
+            }
+        }
+
         let metrics_listen = raw
             .metrics_listen
             .as_ref()
@@ -454,6 +475,7 @@ impl<'a> Validator<'a> {
             capability: raw.capability,
             providers: raw.providers,
             basic_auth: raw.basic_auth,
+            allowed_redirect_hosts,
             metrics_listen,
             decision_log: raw.decision_log,
             shutdown_grace: raw.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
@@ -638,6 +660,50 @@ mod tests {
         let lines: Vec<u64> = errors.0.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![1, 2, 3, 4]);
         assert!(errors.to_string().contains("hint:"));
+    }
+
+    #[test]
+    fn allowed_redirect_hosts_are_normalised() {
+        let config =
+            parse("allowed_redirect_hosts: [App.example.com, \"*.example.org\", \"h:8443\"]\n")
+                .unwrap();
+        assert_eq!(
+            config.allowed_redirect_hosts,
+            ["app.example.com", ".example.org", "h:8443"]
+        );
+        assert!(
+            parse("listen: 127.0.0.1:1\n")
+                .unwrap()
+                .allowed_redirect_hosts
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn every_bad_redirect_host_is_reported_with_its_line() {
+        let text = "listen: 127.0.0.1:1\nallowed_redirect_hosts:\n  - ok.example.com\n  - https://evil.example\n  - \"*.example.com:8443\"\n";
+        let errors = parse(text).unwrap_err();
+        let found: Vec<(&str, u64)> = errors.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+        assert_eq!(
+            found,
+            [
+                ("allowed_redirect_hosts[1]", 4),
+                ("allowed_redirect_hosts[2]", 5)
+            ]
+        );
+        assert!(errors.to_string().contains("hint:"), "{errors}");
+    }
+
+    #[test]
+    fn identity_headers_can_pass_the_access_token_under_any_name() {
+        let config =
+            parse("identity_headers:\n  pass_access_token: true\n  access_token: X-Token\n")
+                .unwrap();
+        assert!(config.identity_headers.pass_access_token);
+        assert_eq!(config.identity_headers.access_token.0, "x-token");
+        let default = parse("listen: 127.0.0.1:1\n").unwrap().identity_headers;
+        assert!(!default.pass_access_token, "off by default");
+        assert_eq!(default.access_token.0, "x-auth-request-access-token");
     }
 
     #[test]

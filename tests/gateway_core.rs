@@ -610,3 +610,43 @@ fn config_errors_are_all_reported_with_file_and_line_and_the_process_exits_non_z
         );
     }
 }
+
+#[test]
+fn policy_errors_at_startup_are_all_listed_and_the_process_exits_before_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    // Three files, three kinds of error: bad CEL, an unknown key, and a route name used twice.
+    std::fs::write(
+        policies.join("a.yaml"),
+        "routes:\n  - name: app\n    match: { path: /app/** }\n    upstream: builtin:whoami\n    rules:\n      - name: broken\n        allow: { when: 'user.email ==' }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        policies.join("b.yaml"),
+        "routes:\n  - name: other\n    match: { path: /other/** }\n    upstream: builtin:whoami\n    colour: blue\n    rules: []\n",
+    )
+    .unwrap();
+    std::fs::write(
+        policies.join("c.yaml"),
+        "routes:\n  - name: app\n    match: { path: /again/** }\n    upstream: builtin:whoami\n    rules: []\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("gateway.yaml"),
+        "listen: 127.0.0.1:0\npolicies: policies\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(dir.path().join("gateway.yaml"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("listening"), "it must not serve: {stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for located in ["a.yaml:7:", "b.yaml:5:", "c.yaml:2:"] {
+        assert!(stderr.contains(located), "missing {located} in:\n{stderr}");
+    }
+}

@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::collections::HashMap;
+
 use http::StatusCode;
 use support::browser::{Browser, HTML};
 use support::gateway::GatewayProcess;
@@ -12,13 +14,37 @@ use support::upstream::Upstream;
 const SESSION_SECRET: &str = "gateway-login-test-secret-0123456789abcdef";
 
 struct Setup {
-    _idp: OidcProvider,
+    idp: OidcProvider,
     upstream: Upstream,
     gateway: GatewayProcess,
     base: String,
 }
 
 async fn setup() -> Setup {
+    setup_with(Options::default()).await
+}
+
+/// What a test changes about the default setup.
+struct Options {
+    /// gateway.yaml lines appended to the provider's.
+    extra_config: &'static str,
+    /// The provider's access-token lifetime; under the 60 s refresh margin every request refreshes.
+    access_token_ttl: u64,
+    /// A `users.yaml` for `basic_auth` (dave, password `dave-password`, dave@example.com).
+    basic_users: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            extra_config: "",
+            access_token_ttl: 300,
+            basic_users: false,
+        }
+    }
+}
+
+async fn setup_with(options: Options) -> Setup {
     let upstream = Upstream::start().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -46,19 +72,28 @@ routes:
         upstream = upstream.url()
     );
     let (idp, gateway) = tokio::task::spawn_blocking(move || {
-        let idp = OidcProvider::start(&redirect_uri, 300);
-        let config = idp.gateway_config(port, SESSION_SECRET);
-        let gateway = GatewayProcess::start_on(
+        let idp = OidcProvider::start(&redirect_uri, options.access_token_ttl);
+        let mut config = idp.gateway_config(port, SESSION_SECRET);
+        config.push_str(options.extra_config);
+        let dir = GatewayProcess::prepare(
             &format!("127.0.0.1:{port}"),
             &config,
             &[("app.yaml", &policy)],
         );
+        if options.basic_users {
+            let hash = portcullis::identity::basic::hash_password("dave-password").unwrap();
+            let users = format!(
+                "users:\n  dave:\n    password_hash: \"{hash}\"\n    email: dave@example.com\n    email_verified: true\n"
+            );
+            std::fs::write(dir.path().join("users.yaml"), users).unwrap();
+        }
+        let gateway = GatewayProcess::spawn(dir, &[]);
         (idp, gateway)
     })
     .await
     .unwrap();
     Setup {
-        _idp: idp,
+        idp,
         upstream,
         gateway,
         base,
@@ -215,4 +250,325 @@ async fn logout_clears_the_session_and_ends_it_at_the_provider() {
     );
     let page = browser.get(&format!("{}/app/page", setup.base), HTML).await;
     assert_eq!(page.status(), StatusCode::FOUND);
+
+    // The provider accepts what the gateway sends by default (the public root): it asks to
+    // confirm the logout instead of showing an error, and then returns the browser there.
+    let end_session = url::Url::parse(&location).unwrap();
+    let params: HashMap<_, _> = end_session.query_pairs().into_owned().collect();
+    let public_root = format!("{}/", setup.base);
+    assert_eq!(params["post_logout_redirect_uri"], public_root);
+    let confirm = browser.get(&location, HTML).await;
+    let status = confirm.status();
+    let form = confirm.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{form}");
+    assert!(!form.contains("post_logout_redirect_uri"), "{form}");
+    let xsrf = hidden_field(&form, "xsrf").expect("the provider's logout confirmation form");
+    let action = end_session.join("/session/end/confirm").unwrap();
+    let done = browser
+        .http
+        .post(action.as_str())
+        .header("cookie", browser.cookie_header())
+        .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert!(done.status().is_redirection(), "{}", done.status());
+    assert_eq!(done.headers()["location"].to_str().unwrap(), public_root);
+}
+
+const ACCESS_TOKEN: &str = "x-auth-request-access-token";
+
+/// GET `url` with this browser's cookies (kept: a refresh renews them) and extra headers.
+async fn get_with(browser: &mut Browser, url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = browser
+        .http
+        .get(url)
+        .header("cookie", browser.cookie_header())
+        .header("accept", HTML);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    browser.keep_cookies(response.headers());
+    response
+}
+
+/// The `sub` the provider's userinfo endpoint answers for `token`, if it accepts the token.
+async fn userinfo_subject(idp: &OidcProvider, token: &str) -> Option<String> {
+    let client = reqwest::Client::new();
+    let discovery: serde_json::Value = client
+        .get(format!("{}/.well-known/openid-configuration", idp.issuer()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let endpoint = discovery["userinfo_endpoint"].as_str().unwrap();
+    let response = client
+        .get(endpoint)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    if !response.status().is_success() {
+        return None;
+    }
+    let claims: serde_json::Value = response.json().await.unwrap();
+    claims["sub"].as_str().map(str::to_owned)
+}
+
+/// The value of `<input ... name="NAME" value="...">` in a page, HTML entities decoded.
+fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html.find(&marker)? + marker.len();
+    let raw = html[at..].split('"').next()?;
+    Some(
+        raw.replace("&#x2f;", "/")
+            .replace("&#x27;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// The `rd` the login page's provider button carries to `/oauth2/start`.
+fn provider_button_rd(base: &str, html: &str) -> String {
+    let marker = "class=\"provider\" href=\"";
+    let at = html.find(marker).expect("a provider button") + marker.len();
+    let href = html[at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&");
+    let url = url::Url::parse(base).unwrap().join(&href).unwrap();
+    let rd = url.query_pairs().find(|(name, _)| name == "rd");
+    rd.map(|(_, value)| value.into_owned()).unwrap_or_default()
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_token_is_not_passed_by_default_and_a_client_copy_never_arrives() {
+    let setup = setup().await;
+    let mut browser = alice_logged_in(&setup).await;
+    assert_eq!(setup.upstream.last().header(ACCESS_TOKEN), None);
+    let url = format!("{}/app/page", setup.base);
+    let page = get_with(&mut browser, &url, &[(ACCESS_TOKEN, "forged")]).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(setup.upstream.last().header(ACCESS_TOKEN), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passed_access_token_is_the_one_the_provider_issued() {
+    let setup = setup_with(Options {
+        extra_config: "identity_headers:\n  pass_access_token: true\n",
+        ..Options::default()
+    })
+    .await;
+    let mut browser = alice_logged_in(&setup).await;
+    let token = setup
+        .upstream
+        .last()
+        .header(ACCESS_TOKEN)
+        .expect("the upstream gets the access token")
+        .to_owned();
+    assert!(!token.is_empty());
+    assert_eq!(
+        userinfo_subject(&setup.idp, &token).await.as_deref(),
+        Some("alice"),
+        "the provider accepts the token at its userinfo endpoint"
+    );
+
+    let url = format!("{}/app/other", setup.base);
+    let page = get_with(&mut browser, &url, &[(ACCESS_TOKEN, "forged")]).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let seen = setup.upstream.last();
+    let sent: Vec<&str> = seen
+        .headers
+        .iter()
+        .filter(|(name, _)| name == ACCESS_TOKEN)
+        .map(|(_, value)| value.as_str())
+        .collect();
+    assert_eq!(
+        sent,
+        [token.as_str()],
+        "the same token until a refresh; the client's copy is gone"
+    );
+    assert!(
+        !setup.gateway.logs().contains(&token),
+        "the access token is never logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passed_access_token_follows_refresh_under_a_configured_name() {
+    let setup = setup_with(Options {
+        extra_config: "identity_headers:\n  pass_access_token: true\n  access_token: X-Access-Token\n",
+        access_token_ttl: 30,
+        ..Options::default()
+    })
+    .await;
+    let mut browser = alice_logged_in(&setup).await;
+    let first = setup
+        .upstream
+        .last()
+        .header("x-access-token")
+        .expect("the token under the configured name")
+        .to_owned();
+    let url = format!("{}/app/page", setup.base);
+    let forged = [("x-access-token", "forged"), (ACCESS_TOKEN, "forged")];
+    let page = get_with(&mut browser, &url, &forged).await;
+    assert_eq!(page.status(), StatusCode::OK, "{}", setup.gateway.logs());
+    let seen = setup.upstream.last();
+    let second = seen.header("x-access-token").unwrap().to_owned();
+    assert_ne!(
+        second, first,
+        "a 30 s token is refreshed on every request (60 s margin); the upstream gets the new one"
+    );
+    assert_ne!(second, "forged");
+    assert_eq!(
+        seen.header(ACCESS_TOKEN),
+        None,
+        "nothing under the default name"
+    );
+    assert_eq!(
+        userinfo_subject(&setup.idp, &second).await.as_deref(),
+        Some("alice")
+    );
+}
+
+/// Options for a gateway with both login methods, the access token passed and an `rd`
+/// allowlist.
+fn both_methods() -> Options {
+    Options {
+        extra_config: r#"basic_auth:
+  credentials_file: users.yaml
+identity_headers:
+  pass_access_token: true
+allowed_redirect_hosts: [allowed.example.com, "*.apps.example.org"]
+"#,
+        basic_users: true,
+        ..Options::default()
+    }
+}
+
+/// Opens the login page for `rd`: the page, and the `rd` its form carries.
+async fn login_page(browser: &mut Browser, base: &str, rd: &str) -> (String, String) {
+    let page = browser
+        .get(&format!("{base}/oauth2/start?rd={}", urlencode(rd)), HTML)
+        .await;
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "the login page with both methods"
+    );
+    let html = page.text().await.unwrap();
+    let carried = hidden_field(&html, "rd").expect("the form carries rd");
+    (html, carried)
+}
+
+/// Logs dave in with the password form, asking to go to `rd`; the redirect's target.
+async fn basic_login(browser: &mut Browser, base: &str, rd: &str) -> String {
+    let (html, _) = login_page(browser, base, "/").await;
+    let csrf = hidden_field(&html, "csrf_token").unwrap();
+    let response = browser
+        .http
+        .post(format!("{base}/oauth2/login"))
+        .header("cookie", browser.cookie_header())
+        .header("accept", HTML)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("username", "dave"),
+            ("password", "dave-password"),
+            ("rd", rd),
+        ])
+        .send()
+        .await
+        .unwrap();
+    browser.keep_cookies(response.headers());
+    assert_eq!(response.status(), StatusCode::FOUND);
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// Logs alice in at the provider, asking to go to `rd`; where the callback sends the browser.
+async fn oidc_login(setup: &Setup, rd: &str) -> String {
+    let mut browser = Browser::new();
+    let start = format!(
+        "{}/oauth2/start?provider=test&rd={}",
+        setup.base,
+        urlencode(rd)
+    );
+    let to_provider = browser.get(&start, HTML).await;
+    assert_eq!(to_provider.status(), StatusCode::FOUND);
+    let authorize = to_provider.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let redirect_uri = format!("{}/oauth2/callback", setup.base);
+    let callback = browser.sign_in(&authorize, "alice", &redirect_uri).await;
+    let back = browser
+        .get(&format!("{}{callback}", setup.base), HTML)
+        .await;
+    assert_eq!(back.status(), StatusCode::FOUND, "{}", setup.gateway.logs());
+    back.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn basic_auth_sessions_pass_no_access_token() {
+    let setup = setup_with(both_methods()).await;
+    let mut browser = Browser::new();
+    assert_eq!(
+        basic_login(&mut browser, &setup.base, "/app/page").await,
+        "/app/page"
+    );
+    let url = format!("{}/app/page", setup.base);
+    let page = get_with(&mut browser, &url, &[(ACCESS_TOKEN, "forged")]).await;
+    assert_eq!(page.status(), StatusCode::OK, "{}", setup.gateway.logs());
+    let seen = setup.upstream.last();
+    assert_eq!(seen.header("x-auth-request-user"), Some("dave"));
+    assert_eq!(seen.header(ACCESS_TOKEN), None);
+}
+
+/// `rd` values that point off the public host: what every login path makes of them.
+const RD_CASES: &[(&str, &str)] = &[
+    (
+        "https://allowed.example.com/dash?x=1",
+        "https://allowed.example.com/dash?x=1",
+    ),
+    (
+        "https://team.apps.example.org/",
+        "https://team.apps.example.org/",
+    ),
+    ("https://evil.com/", "/"),
+    ("https://allowed.example.com@evil.com/", "/"),
+    ("https://evil.com/allowed.example.com", "/"),
+    ("https://allowed.example.com.evil.com/", "/"),
+    ("https://allowed.example.com%40evil.com/", "/"),
+    ("https://apps.example.org/", "/"),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rd_to_an_allowed_host_is_honoured_on_every_login_path_and_lookalikes_are_refused() {
+    let setup = setup_with(both_methods()).await;
+    for (rd, want) in RD_CASES {
+        assert_eq!(oidc_login(&setup, rd).await, *want, "OIDC login, rd {rd}");
+
+        let mut browser = Browser::new();
+        let (html, carried) = login_page(&mut browser, &setup.base, rd).await;
+        assert_eq!(carried, *want, "login page form, rd {rd}");
+        let button = provider_button_rd(&setup.base, &html);
+        assert_eq!(button, *want, "login page provider button, rd {rd}");
+
+        let mut browser = Browser::new();
+        assert_eq!(
+            basic_login(&mut browser, &setup.base, rd).await,
+            *want,
+            "password form, rd {rd}"
+        );
+    }
 }

@@ -334,7 +334,7 @@ async fn logout_points_at_end_session_with_hint_and_return_url() {
     let providers = oidc_providers(&idp.issuer());
     let (session, _, _) = login(&providers, &codec(), "alice", "/").await;
     let url = providers
-        .logout(&session, Some("/"))
+        .logout(&session)
         .await
         .expect("provider has end_session_endpoint");
     let url = Url::parse(&url).unwrap();
@@ -349,6 +349,89 @@ async fn logout_points_at_end_session_with_hint_and_return_url() {
         "http://127.0.0.1:18080/"
     );
     assert_eq!(params["client_id"], CLIENT_ID);
+}
+
+#[tokio::test]
+async fn post_logout_redirect_uri_is_configurable_per_provider() {
+    let idp = OidcProvider::start(&redirect_uri(), 30);
+    let with = |value: &str| {
+        provider_config(serde_json::json!({
+            "name": "test", "kind": "oidc", "issuer": idp.issuer(), "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET, "post_logout_redirect_uri": value,
+        }))
+    };
+    let codec = codec();
+    let cases = [
+        ("/signed-out", "http://127.0.0.1:18080/signed-out"),
+        ("https://www.example.com/bye", "https://www.example.com/bye"),
+    ];
+    for (configured, sent) in cases {
+        let providers = Providers::new(&[with(configured)], &public_url()).unwrap();
+        let (session, _, _) = login(&providers, &codec, "alice", "/").await;
+        let url = Url::parse(&providers.logout(&session).await.unwrap()).unwrap();
+        let params: HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(params["post_logout_redirect_uri"], sent, "{configured}");
+    }
+    let err = Providers::new(&[with("javascript:alert(1)")], &public_url())
+        .expect_err("a non-http post_logout_redirect_uri is a config error");
+    assert!(
+        err.to_string()
+            .contains("providers.test.post_logout_redirect_uri"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn rd_to_an_allowed_host_survives_the_login_and_lookalikes_do_not() {
+    let idp = OidcProvider::start(&redirect_uri(), 30);
+    let providers = oidc_providers(&idp.issuer()).with_allowed_redirect_hosts(vec![
+        "allowed.example.com".into(),
+        ".apps.example.org".into(),
+    ]);
+    let codec = codec();
+    let (_, rd, _) = login(
+        &providers,
+        &codec,
+        "alice",
+        "https://allowed.example.com/dash?x=1",
+    )
+    .await;
+    assert_eq!(rd, "https://allowed.example.com/dash?x=1");
+
+    let kept = [
+        "https://allowed.example.com/",
+        "https://team.apps.example.org/x",
+        "http://127.0.0.1:18080/on-the-public-host",
+        "/a/path",
+    ];
+    for rd in kept {
+        assert!(providers.safe_redirect(rd).is_some(), "{rd}");
+    }
+    let refused = [
+        "https://evil.com/",
+        "https://allowed.example.com@evil.com/",
+        "https://evil.com/allowed.example.com",
+        "https://allowed.example.com.evil.com/",
+        "https://evil.com?allowed.example.com",
+        "https://evil.com#allowed.example.com",
+        "https:%2F%2Fallowed.example.com@evil.com",
+        "https://allowed.example.com%40evil.com/",
+        "https://allowed.example.com%2F@evil.com/",
+        "//allowed.example.com",
+        "https://apps.example.org/",
+        "http://127.0.0.1:18081/another-port",
+    ];
+    for rd in refused {
+        assert_eq!(providers.safe_redirect(rd), None, "{rd}");
+    }
+    let (_, rd, _) = login(
+        &providers,
+        &codec,
+        "alice",
+        "https://allowed.example.com.evil.com/",
+    )
+    .await;
+    assert_eq!(rd, "/", "a refused rd falls back to the root");
 }
 
 #[tokio::test]

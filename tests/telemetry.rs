@@ -5,11 +5,14 @@ mod support;
 
 use std::collections::HashSet;
 
-use http::StatusCode;
+use http::header::{COOKIE, LOCATION};
+use http::{HeaderMap, StatusCode};
+use portcullis::session::{SessionCodec, SessionConfig};
 use support::browser::{Browser, HTML};
 use support::gateway::GatewayProcess;
 use support::oidc::{CLIENT_SECRET, OidcProvider, free_port};
 use support::upstream::Upstream;
+use url::Url;
 
 const SESSION_SECRET: &str = "telemetry-session-secret-0123456789abcdefghij";
 const MASTER_PASSWORD: &str = "master-password-never-logged-42";
@@ -79,18 +82,21 @@ decision_log:
         request_ids.insert(id_of(response));
     };
 
-    // allow (and refreshes), deny, login, error, and a rejected Basic header.
+    // allow (and refreshes), deny, login, error, and a rejected Basic header. Every cookie, state,
+    // code and provider token of the logins is kept on the way, to look for in the logs.
+    let mut collected = Secrets::new();
     let mut alice = Browser::new();
-    let page = alice.login_through(&base, "/app/page", "alice").await;
+    let page = login_keeping_secrets(&mut alice, &base, "/app/page", "alice", &mut collected).await;
     assert_eq!(page.status(), StatusCode::OK, "{}", gateway.logs());
     note(&page);
     let again = alice.get(&format!("{base}/app/again"), HTML).await;
     assert_eq!(again.status(), StatusCode::OK);
     note(&again);
+    collected.keep_browser(&alice);
     let session_cookie = alice.jar.get("_portcullis").cloned().unwrap();
 
     let mut bob = Browser::new();
-    let denied = bob.login_through(&base, "/app/page", "bob").await;
+    let denied = login_keeping_secrets(&mut bob, &base, "/app/page", "bob", &mut collected).await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
     note(&denied);
 
@@ -281,4 +287,173 @@ decision_log:
     for (what, secret) in secrets {
         assert!(!logs.contains(secret), "the {what} appears in the logs");
     }
+
+    // The capability tokens the upstream received, and what the logins left behind.
+    let capabilities: HashSet<String> = upstream
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|seen| seen.header("x-auth-capability").map(str::to_owned))
+        .collect();
+    assert!(!capabilities.is_empty(), "alice's requests carried a token");
+    for token in &capabilities {
+        collected.add("capability token", token);
+    }
+    collected.assert_collected();
+    collected.assert_absent_from(&logs);
+}
+
+/// Values no log line may hold, each with what it is; values shorter than
+/// [`Secrets::MIN_LEN`] are too common to search for.
+struct Secrets {
+    /// Opens the test browsers' session cookies (the test knows the secret), for the provider's
+    /// tokens sealed inside.
+    codec: SessionCodec,
+    values: Vec<(String, String)>,
+}
+
+impl Secrets {
+    const MIN_LEN: usize = 16;
+    /// Length of the head and tail searched for too, so a cut value is found.
+    const PIECE: usize = 24;
+
+    fn new() -> Secrets {
+        let config = SessionConfig {
+            secrets: vec![SESSION_SECRET.to_owned()],
+            ..SessionConfig::default()
+        };
+        Secrets {
+            codec: SessionCodec::new(&config).unwrap(),
+            values: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, what: &str, value: &str) {
+        if value.len() >= Self::MIN_LEN && !self.values.iter().any(|(_, v)| v == value) {
+            self.values.push((what.to_owned(), value.to_owned()));
+        }
+    }
+
+    /// Every cookie `browser` holds (the gateway's login state, CSRF and session cookies among
+    /// them) and the access, refresh and ID tokens in its session, if one opens.
+    fn keep_browser(&mut self, browser: &Browser) {
+        for (name, value) in &browser.jar {
+            self.add(&format!("cookie {name}"), value);
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, browser.cookie_header().parse().unwrap());
+        let Some(session) = self.codec.open(&headers) else {
+            return;
+        };
+        if let Some(tokens) = &session.tokens {
+            self.add("access token", &tokens.access_token);
+            for (what, token) in [
+                ("refresh token", &tokens.refresh_token),
+                ("ID token", &tokens.id_token),
+            ] {
+                if let Some(token) = token {
+                    self.add(what, token);
+                }
+            }
+        }
+    }
+
+    /// The flow produced every kind of value, so the search below means something.
+    fn assert_collected(&self) {
+        for what in [
+            "access token",
+            "refresh token",
+            "ID token",
+            "state parameter",
+            "authorization code",
+            "cookie _portcullis_login",
+            "cookie _portcullis",
+            "capability token",
+        ] {
+            assert!(
+                self.values.iter().any(|(w, _)| w == what),
+                "no {what} collected: {:?}",
+                self.values.iter().map(|(w, _)| w).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    /// Searches the logs for each value whole, for its head and tail, and for a JWT's payload
+    /// and signature apart (its header is the same for every token).
+    fn assert_absent_from(&self, logs: &str) {
+        for (what, value) in &self.values {
+            let mut pieces = vec![value.as_str()];
+            let segments: Vec<&str> = value.split('.').collect();
+            if segments.len() == 3 {
+                pieces.extend(&segments[1..]);
+            } else if value.len() > Self::PIECE && value.is_ascii() {
+                pieces.push(&value[..Self::PIECE]);
+                pieces.push(&value[value.len() - Self::PIECE..]);
+            }
+            for piece in pieces.into_iter().filter(|p| p.len() >= Self::MIN_LEN) {
+                let line = logs.lines().find(|line| line.contains(piece));
+                assert!(line.is_none(), "the {what} appears in a log line: {line:?}");
+            }
+        }
+    }
+}
+
+/// [`Browser::login_through`] step by step, keeping what each step hands the browser: the login
+/// state cookie and `state` (alive only between start and callback), the authorization code,
+/// and the session with the provider's first tokens (the next request refreshes them).
+async fn login_keeping_secrets(
+    browser: &mut Browser,
+    base: &str,
+    path: &str,
+    user: &str,
+    secrets: &mut Secrets,
+) -> reqwest::Response {
+    let location =
+        |response: &reqwest::Response| response.headers()[LOCATION].to_str().unwrap().to_owned();
+    let query = |url: &str, key: &str| {
+        Url::parse(url)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| panic!("no {key} in {url}"))
+    };
+    let first = browser.get(&format!("{base}{path}"), HTML).await;
+    assert_eq!(first.status(), StatusCode::FOUND);
+    let start = location(&first);
+    let mut to_provider = browser.get(&format!("{base}{start}"), HTML).await;
+    secrets.keep_browser(browser);
+    if to_provider.status() == StatusCode::OK {
+        // The login page with a choice: follow the first provider's button.
+        let page = to_provider.text().await.unwrap();
+        let marker = "class=\"provider\" href=\"";
+        let at = page.find(marker).expect("a provider button") + marker.len();
+        let link = page[at..]
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&#x2f;", "/")
+            .replace("&amp;", "&");
+        to_provider = browser.get(&format!("{base}{link}"), HTML).await;
+        secrets.keep_browser(browser);
+    }
+    assert_eq!(to_provider.status(), StatusCode::FOUND);
+    let authorize = location(&to_provider);
+    secrets.add("state parameter", &query(&authorize, "state"));
+    let callback = browser
+        .sign_in(&authorize, user, &format!("{base}/oauth2/callback"))
+        .await;
+    secrets.add(
+        "authorization code",
+        &query(&format!("{base}{callback}"), "code"),
+    );
+    let back = browser.get(&format!("{base}{callback}"), HTML).await;
+    assert_eq!(back.status(), StatusCode::FOUND);
+    secrets.keep_browser(browser);
+    let page = browser
+        .get(&format!("{base}{}", location(&back)), HTML)
+        .await;
+    secrets.keep_browser(browser);
+    page
 }

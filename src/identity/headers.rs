@@ -15,7 +15,14 @@ use serde::Deserialize;
 
 use super::Identity;
 
-/// Names of the identity headers (`identity_headers:` in gateway.yaml).
+/// Names of the identity headers, and whether the access token goes upstream too
+/// (`identity_headers:` in gateway.yaml).
+///
+/// ```yaml
+/// identity_headers:
+///   pass_access_token: true                    # off by default
+///   access_token: X-Auth-Request-Access-Token  # the default name
+/// ```
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityHeaderNames {
@@ -23,6 +30,10 @@ pub struct IdentityHeaderNames {
     pub email: HeaderNameConfig,
     pub groups: HeaderNameConfig,
     pub preferred_username: HeaderNameConfig,
+    /// Where an OIDC/OAuth2 session's current access token goes when `pass_access_token` is on.
+    pub access_token: HeaderNameConfig,
+    /// Passes the session's access token upstream (oauth2-proxy's `pass_access_token`).
+    pub pass_access_token: bool,
 }
 
 /// A header name checked when the config is read.
@@ -47,18 +58,23 @@ impl Default for IdentityHeaderNames {
             email: name("x-auth-request-email"),
             groups: name("x-auth-request-groups"),
             preferred_username: name("x-auth-request-preferred-username"),
+            access_token: name("x-auth-request-access-token"),
+            pass_access_token: false,
         }
     }
 }
 
 impl IdentityHeaderNames {
-    /// Every configured name, for stripping client-sent copies before the guard runs.
-    pub fn all(&self) -> [&HeaderName; 4] {
+    /// Every configured name, for stripping client-sent copies before the guard runs. The
+    /// access-token name is among them whether or not the token is passed: a client never
+    /// sends it.
+    pub fn all(&self) -> [&HeaderName; 5] {
         [
             &self.user.0,
             &self.email.0,
             &self.groups.0,
             &self.preferred_username.0,
+            &self.access_token.0,
         ]
     }
 }
@@ -85,8 +101,24 @@ pub fn identity_headers(
         .collect()
 }
 
-/// A session's identity headers, built on its first allowed request and reused after: the
-/// identity in a session never changes, and the names are fixed when the gateway starts.
+/// The access-token header for an allowed request: only when `pass_access_token` is on and the
+/// session holds a token (basic-auth sessions have none). The value is marked sensitive, so it
+/// is never indexed by HPACK nor printed by `Debug`.
+pub fn access_token_header(
+    access_token: Option<&str>,
+    names: &IdentityHeaderNames,
+) -> Option<(HeaderName, HeaderValue)> {
+    if !names.pass_access_token {
+        return None;
+    }
+    let mut value = HeaderValue::from_str(access_token.filter(|t| !t.is_empty())?).ok()?;
+    value.set_sensitive(true);
+    Some((names.access_token.0.clone(), value))
+}
+
+/// A session's upstream headers (identity, and the access token when passed), built on its
+/// first allowed request and reused after: a session's identity and tokens never change (a
+/// refresh makes a new session), and the names are fixed when the gateway starts.
 /// Not part of the session's value (a copy starts empty, and equality ignores it).
 #[derive(Default)]
 pub struct CachedIdentityHeaders(OnceLock<Vec<(HeaderName, HeaderValue)>>);
@@ -95,9 +127,14 @@ impl CachedIdentityHeaders {
     pub fn get(
         &self,
         identity: &Identity,
+        access_token: Option<&str>,
         names: &IdentityHeaderNames,
     ) -> &[(HeaderName, HeaderValue)] {
-        self.0.get_or_init(|| identity_headers(identity, names))
+        self.0.get_or_init(|| {
+            let mut headers = identity_headers(identity, names);
+            headers.extend(access_token_header(access_token, names));
+            headers
+        })
     }
 }
 
@@ -155,6 +192,47 @@ mod tests {
             ..Identity::default()
         };
         assert!(identity_headers(&user, &IdentityHeaderNames::default()).is_empty());
+    }
+
+    #[test]
+    fn access_token_is_passed_only_when_switched_on_and_present() {
+        let user = Identity {
+            subject: "sub-1".into(),
+            ..Identity::default()
+        };
+        let on = IdentityHeaderNames {
+            pass_access_token: true,
+            ..IdentityHeaderNames::default()
+        };
+        let cases = [
+            ("off", IdentityHeaderNames::default(), Some("tok"), None),
+            ("on", on.clone(), Some("tok"), Some("tok")),
+            ("no token (basic auth)", on.clone(), None, None),
+            ("empty token", on.clone(), Some(""), None),
+            ("unsendable token", on.clone(), Some("a\nb"), None),
+        ];
+        for (name, names, token, want) in cases {
+            let headers = CachedIdentityHeaders::default()
+                .get(&user, token, &names)
+                .to_vec();
+            let got = headers
+                .iter()
+                .find(|(n, _)| n == "x-auth-request-access-token")
+                .map(|(_, v)| v.to_str().unwrap().to_owned());
+            assert_eq!(got.as_deref(), want, "{name}");
+            assert!(headers.iter().any(|(n, _)| n == "x-auth-request-user"));
+        }
+        let (_, value) = access_token_header(Some("tok"), &on).unwrap();
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("tok"));
+    }
+
+    #[test]
+    fn access_token_name_is_configurable_and_always_stripped() {
+        let names: IdentityHeaderNames =
+            serde_saphyr::from_str("access_token: X-Access-Token\n").unwrap();
+        assert!(!names.pass_access_token, "off by default");
+        assert!(names.all().iter().any(|n| *n == "x-access-token"));
     }
 
     #[test]

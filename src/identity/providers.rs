@@ -47,6 +47,11 @@ pub struct ProviderConfig {
     /// Shown on the chooser page; defaults to the name.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// Where the provider returns the browser after RP-initiated logout (`/oauth2/logout`): a
+    /// path on `public_url` or an absolute http(s) URL; register exactly this at the provider.
+    /// Defaults to the public root, `PUBLIC_URL/`.
+    #[serde(default)]
+    pub post_logout_redirect_uri: Option<String>,
     /// Hint only (Google `hd`); the policy decides who gets in.
     #[serde(default)]
     pub email_domains: Vec<String>,
@@ -129,6 +134,8 @@ pub(crate) struct ResolvedProvider {
     pub(crate) groups_claim: Option<String>,
     pub(crate) extra_params: Vec<(String, String)>,
     pub(crate) protocol: Protocol,
+    /// As written; resolved against the public URL by the relying party.
+    pub(crate) post_logout_redirect_uri: Option<String>,
 }
 
 const OIDC_SCOPES: &[&str] = &["openid", "email", "profile"];
@@ -300,6 +307,7 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
             .or(groups_claim.map(str::to_owned)),
         extra_params,
         protocol,
+        post_logout_redirect_uri: config.post_logout_redirect_uri.clone(),
     })
 }
 

@@ -40,6 +40,72 @@ pub fn safe_redirect(rd: &str, public_host: &str, allowed_hosts: &[String]) -> O
     absolute_on_allowed_host(rd, public_host, allowed_hosts)
 }
 
+/// One `allowed_redirect_hosts` entry from gateway.yaml in the form [`safe_redirect`] matches:
+/// `host` (any port), `host:port`, `[v6]:port`, or `*.example.com` (also written
+/// `.example.com`: any subdomain, not `example.com` itself) → `.example.com`. Lowercase, IDNs as
+/// punycode. The error says what is wrong with the entry.
+///
+/// ```
+/// use portcullis::identity::redirect::allowed_host_entry;
+///
+/// assert_eq!(allowed_host_entry("*.Example.com").as_deref(), Ok(".example.com"));
+/// assert!(allowed_host_entry("https://app.example.com").is_err());
+/// ```
+pub fn allowed_host_entry(entry: &str) -> Result<String, String> {
+    let text = entry.trim();
+    if text.is_empty() {
+        return Err("an empty host".into());
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || "/\\@?#%".contains(c))
+    {
+        return Err(format!(
+            "`{text}` is not a host name: give the host alone, without scheme, path or user"
+        ));
+    }
+    if let Some(suffix) = text.strip_prefix("*.").or_else(|| text.strip_prefix('.')) {
+        return match url::Host::parse(suffix) {
+            Ok(url::Host::Domain(domain)) if !domain.contains('*') => Ok(format!(".{domain}")),
+            _ => Err(format!(
+                "`{text}`: a wildcard covers the subdomains of a domain name, without a port"
+            )),
+        };
+    }
+    if text.contains('*') {
+        return Err(format!(
+            "`{text}`: only a leading `*.` is a wildcard (`*.example.com`)"
+        ));
+    }
+    let (host, port) = match text.strip_prefix('[') {
+        Some(v6) => {
+            let end = v6
+                .find(']')
+                .ok_or_else(|| format!("`{text}`: unclosed `[`"))?;
+            let port = match &v6[end + 1..] {
+                "" => None,
+                rest => Some(
+                    rest.strip_prefix(':')
+                        .ok_or_else(|| format!("`{text}`: expected `:port` after `]`"))?,
+                ),
+            };
+            (&text[..end + 2], port)
+        }
+        None => match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        },
+    };
+    let host = url::Host::parse(host).map_err(|e| format!("`{text}`: {e}"))?;
+    match port {
+        None => Ok(host.to_string()),
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(format!("{host}:{port}")),
+            _ => Err(format!("`{text}`: `{port}` is not a port number")),
+        },
+    }
+}
+
 /// No control characters, whitespace or backslashes anywhere.
 fn plain(text: &str) -> bool {
     !text
@@ -87,7 +153,7 @@ fn absolute_on_allowed_host(
 
 #[cfg(test)]
 mod tests {
-    use super::safe_redirect;
+    use super::{allowed_host_entry, safe_redirect};
 
     const HOST: &str = "gw.example.com";
 
@@ -129,6 +195,56 @@ mod tests {
                 "{rd}"
             );
         }
+    }
+
+    #[test]
+    fn configured_entries_are_normalised_or_refused() {
+        let good = [
+            ("app.example.com", "app.example.com"),
+            ("  APP.Example.COM ", "app.example.com"),
+            ("app.example.com:8443", "app.example.com:8443"),
+            ("*.example.com", ".example.com"),
+            (".example.com", ".example.com"),
+            ("10.0.0.5", "10.0.0.5"),
+            ("[::1]:8443", "[::1]:8443"),
+            ("[::1]", "[::1]"),
+            ("bücher.example", "xn--bcher-kva.example"),
+        ];
+        for (entry, want) in good {
+            assert_eq!(allowed_host_entry(entry).as_deref(), Ok(want), "{entry}");
+        }
+        let bad = [
+            ("empty", ""),
+            ("scheme", "https://app.example.com"),
+            ("path", "app.example.com/x"),
+            ("userinfo", "user@app.example.com"),
+            ("inner wildcard", "app.*.example.com"),
+            ("bare wildcard", "*"),
+            ("wildcard with port", "*.example.com:8443"),
+            ("wildcard of an address", "*.10.0.0.5"),
+            ("port zero", "app.example.com:0"),
+            ("port out of range", "app.example.com:70000"),
+            ("empty port", "app.example.com:"),
+            ("bare IPv6", "::1"),
+            ("junk after IPv6", "[::1]x"),
+            ("percent", "app%2eexample.com"),
+            ("space inside", "app example.com"),
+        ];
+        for (name, entry) in bad {
+            assert!(allowed_host_entry(entry).is_err(), "{name}: {entry:?}");
+        }
+    }
+
+    #[test]
+    fn normalised_entries_are_what_the_checker_matches() {
+        let allowed: Vec<String> = ["*.example.org", "app.example.com:8443"]
+            .iter()
+            .map(|e| allowed_host_entry(e).unwrap())
+            .collect();
+        assert!(safe_redirect("https://x.example.org/", HOST, &allowed).is_some());
+        assert!(safe_redirect("https://example.org/", HOST, &allowed).is_none());
+        assert!(safe_redirect("https://app.example.com:8443/", HOST, &allowed).is_some());
+        assert!(safe_redirect("https://app.example.com/", HOST, &allowed).is_none());
     }
 
     #[test]

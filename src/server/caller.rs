@@ -31,7 +31,8 @@ impl Caller {
             .or(self.session.as_ref().map(|session| &session.identity))
     }
 
-    /// The identity headers for the upstream: kept with the session, built for basic auth.
+    /// The identity headers for the upstream: kept with the session (with its current access
+    /// token when `pass_access_token` is on), built for basic auth (which has no token).
     pub fn identity_headers<'c>(
         &'c self,
         names: &IdentityHeaderNames,
@@ -39,7 +40,12 @@ impl Caller {
         match (&self.session, &self.basic) {
             (_, Some(identity)) => Cow::Owned(identity_headers(identity, names)),
             (Some(session), None) => {
-                Cow::Borrowed(session.identity_headers.get(&session.identity, names))
+                let access_token = session.tokens.as_ref().map(|t| t.access_token.as_str());
+                Cow::Borrowed(
+                    session
+                        .identity_headers
+                        .get(&session.identity, access_token, names),
+                )
             }
             (None, None) => Cow::Borrowed(&[]),
         }

@@ -81,7 +81,8 @@ impl Gateway {
         let sessions =
             SessionCodec::new(&config.session).map_err(|err| anyhow::anyhow!("session: {err}"))?;
         let providers = Providers::new(&config.providers, &config.public_url)
-            .map_err(|err| anyhow::anyhow!("providers: {err}"))?;
+            .map_err(|err| anyhow::anyhow!("providers: {err}"))?
+            .with_allowed_redirect_hosts(config.allowed_redirect_hosts.clone());
         let mut watches = Vec::new();
         let basic = match &config.basic_auth {
             Some(basic_config) => {

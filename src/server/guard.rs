@@ -149,12 +149,13 @@ pub async fn handle(
         .headers_mut()
         .insert(REQUEST_ID_HEADER, ctx.request_id.header_value());
     login::append_cookies(response.headers_mut(), std::mem::take(&mut ctx.set_cookies));
-    record(shared, &ctx, response.status().as_u16());
+    record(shared, &ctx, response.status().as_u16()).await;
     Ok(response)
 }
 
-/// The request metric and the decision log line, once the status is known.
-fn record(shared: &Shared, ctx: &RequestContext, status: u16) {
+/// The request metric and the decision log line, once the status is known. A non-allow line
+/// may wait for the decision log writer (see `DecisionLog::record`).
+async fn record(shared: &Shared, ctx: &RequestContext, status: u16) {
     let Some(decided) = &ctx.decided else {
         return;
     };
@@ -176,18 +177,21 @@ fn record(shared: &Shared, ctx: &RequestContext, status: u16) {
         status,
     );
     if shared.decision_log.is_enabled() {
-        shared.decision_log.record(&DecisionRecord {
-            time: SystemTime::now(),
-            request_id: &ctx.request_id,
-            route: decided.route.as_deref(),
-            rule: decided.rule.as_deref(),
-            outcome,
-            reason: &decided.reason,
-            subject: decided.subject.as_deref(),
-            method: ctx.method.as_str(),
-            path: ctx.path.as_deref().unwrap_or("-"),
-            status,
-        });
+        shared
+            .decision_log
+            .record(&DecisionRecord {
+                time: SystemTime::now(),
+                request_id: &ctx.request_id,
+                route: decided.route.as_deref(),
+                rule: decided.rule.as_deref(),
+                outcome,
+                reason: &decided.reason,
+                subject: decided.subject.as_deref(),
+                method: ctx.method.as_str(),
+                path: ctx.path.as_deref().unwrap_or("-"),
+                status,
+            })
+            .await;
     }
 }
 

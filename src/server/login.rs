@@ -14,7 +14,6 @@ use super::respond::{self, with_type};
 use super::state::Shared;
 use crate::identity::basic::{AuthError, CSRF_FIELD};
 use crate::identity::oidc::{CALLBACK_PATH, LoginError};
-use crate::identity::redirect::safe_redirect;
 use crate::pages::{self, ErrorPage, LoginPage, LogoutPage, ProviderButton};
 use crate::telemetry;
 
@@ -187,7 +186,7 @@ async fn basic_form(
     // A refused attempt shows the form again, still pointing where the user was going.
     let rd = fields
         .get("rd")
-        .and_then(|rd| safe_redirect(rd, shared.public_host(), &[]))
+        .and_then(|rd| shared.providers.safe_redirect(rd))
         .unwrap_or_else(|| "/".into());
     if basic
         .check_csrf(&parts.headers, fields.get(CSRF_FIELD))
@@ -263,7 +262,7 @@ async fn logout(shared: &Shared, ctx: &RequestContext, parts: &Parts) -> Respons
     let session = shared.sessions.open(&parts.headers);
     let cleared = shared.sessions.clear(&parts.headers);
     let provider_logout = match &session {
-        Some(session) => shared.providers.logout(session, Some(START_PATH)).await,
+        Some(session) => shared.providers.logout(session).await,
         None => None,
     };
     if let Some(session) = &session {
@@ -287,10 +286,11 @@ async fn logout(shared: &Shared, ctx: &RequestContext, parts: &Parts) -> Respons
     response
 }
 
-/// The `rd` a login should return to: the query's, if it is safe, else `/`.
+/// The `rd` a login should return to: the query's, if it is safe (a path here, or a URL on an
+/// allowed host), else `/`.
 fn requested_redirect(shared: &Shared, parts: &Parts) -> String {
     query_value(parts, "rd")
-        .and_then(|rd| safe_redirect(&rd, shared.public_host(), &[]))
+        .and_then(|rd| shared.providers.safe_redirect(&rd))
         .unwrap_or_else(|| "/".into())
 }
 

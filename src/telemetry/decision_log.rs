@@ -1,10 +1,11 @@
 //! The decision log: one JSON line per decision, to a file or stdout.
 //!
 //! Denies, login redirects and errors are always written; allows are sampled
-//! (`sample_allows`, 0.0–1.0). [`DecisionLog::record`] serializes on the caller's thread and
-//! hands the line to a writer thread through a bounded channel: it never blocks the request
-//! path, and when the writer falls behind, lines are dropped and counted rather than queued
-//! without bound.
+//! (`sample_allows`, 0.0–1.0). [`DecisionLog::record`] serializes on the caller's task and
+//! hands the line to a writer thread through a bounded queue. When the writer falls behind, an
+//! allow line is dropped and counted in `portcullis_decision_log_dropped_total{outcome}`; every
+//! other line waits, asynchronously, for room: the denied request is answered once its line is
+//! queued. See [`DecisionLog::record`] for why.
 //!
 //! ```yaml
 //! decision_log:
@@ -20,14 +21,17 @@
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::{Receiver, Sender, channel};
 
-/// Lines waiting for the writer before new ones are dropped.
+use super::metrics::DECISION_LOG_DROPPED_TOTAL;
+
+/// Lines waiting for the writer; past it allows are dropped and other lines wait.
 const QUEUE_CAPACITY: usize = 8192;
 /// Longest path written; longer ones are cut.
 const MAX_PATH_CHARS: usize = 1024;
@@ -74,6 +78,18 @@ pub enum DecisionOutcome {
     Deny,
     /// The gateway or upstream failed (5xx); always written.
     Error,
+}
+
+impl DecisionOutcome {
+    /// The word written to the log and used as the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionOutcome::Allow => "allow",
+            DecisionOutcome::Login => "login",
+            DecisionOutcome::Deny => "deny",
+            DecisionOutcome::Error => "error",
+        }
+    }
 }
 
 impl From<crate::policy::Outcome> for DecisionOutcome {
@@ -129,10 +145,14 @@ pub enum DecisionLogError {
 
 /// Handle to the decision log; share it behind an `Arc`. Dropping it flushes what is queued.
 pub struct DecisionLog {
-    sender: Option<SyncSender<String>>,
+    sender: Option<Sender<String>>,
     writer: Option<JoinHandle<()>>,
     sample_allows: f64,
     dropped: AtomicU64,
+    /// Non-allow lines dropped because their request was abandoned while they waited.
+    abandoned: AtomicU64,
+    /// The writer thread's end was reported.
+    writer_gone: AtomicBool,
 }
 
 impl std::fmt::Debug for DecisionLog {
@@ -166,16 +186,37 @@ impl DecisionLog {
             ),
             None => Box::new(io::stdout()),
         };
-        let (sender, receiver) = sync_channel(QUEUE_CAPACITY);
+        DecisionLog::with_writer(out, QUEUE_CAPACITY, config.sample_allows)
+    }
+
+    /// A log writing to `out` through a queue of `capacity` lines.
+    fn with_writer(
+        out: Box<dyn Write + Send>,
+        capacity: usize,
+        sample_allows: f64,
+    ) -> Result<DecisionLog, DecisionLogError> {
+        let (sender, receiver) = channel(capacity);
         let writer = std::thread::Builder::new()
             .name("decision-log".into())
             .spawn(move || write_lines(receiver, out))
             .map_err(DecisionLogError::Thread)?;
+        // Every series exists from the start, so `increase(...) > 0` alerts work.
+        for outcome in [
+            DecisionOutcome::Allow,
+            DecisionOutcome::Login,
+            DecisionOutcome::Deny,
+            DecisionOutcome::Error,
+        ] {
+            metrics::counter!(DECISION_LOG_DROPPED_TOTAL, "outcome" => outcome.as_str())
+                .increment(0);
+        }
         Ok(DecisionLog {
             sender: Some(sender),
             writer: Some(writer),
-            sample_allows: config.sample_allows,
+            sample_allows,
             dropped: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
+            writer_gone: AtomicBool::new(false),
         })
     }
 
@@ -186,6 +227,8 @@ impl DecisionLog {
             writer: None,
             sample_allows: 0.0,
             dropped: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
+            writer_gone: AtomicBool::new(false),
         }
     }
 
@@ -193,13 +236,24 @@ impl DecisionLog {
         self.sender.is_some()
     }
 
-    /// Lines dropped because the writer fell behind.
+    /// Lines not written: allows while the writer was behind; other lines only when their request
+    /// was abandoned while they waited, or once the writer stopped.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Queues one JSON line; allows are kept with probability `sample_allows`. Never blocks.
-    pub fn record(&self, record: &DecisionRecord<'_>) {
+    /// Queues one JSON line; allows are kept with probability `sample_allows`.
+    ///
+    /// An allow never waits: with the queue full it is dropped and counted. Any other line
+    /// waits for room, so the request it belongs to is answered late rather than unlogged.
+    /// The wait is an `.await` on the queue's semaphore, so no worker thread blocks, and a waiting
+    /// line stays in its own request's future: a flood of denies costs one line per request in
+    /// flight, next to the connection and request state each already holds, while the queue
+    /// never grows past its capacity. Waiters are served first come, first served, and take
+    /// freed room before any allow can. A request abandoned while waiting (its client went away)
+    /// gets one last try and is then counted as dropped. The writer thread does the blocking
+    /// I/O.
+    pub async fn record(&self, record: &DecisionRecord<'_>) {
         let Some(sender) = &self.sender else { return };
         if record.outcome == DecisionOutcome::Allow && !self.keep_allow() {
             return;
@@ -222,27 +276,75 @@ impl DecisionLog {
         text.push('\n');
         match sender.try_send(text) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
-                if dropped.is_multiple_of(1000) {
-                    tracing::warn!(
-                        dropped = dropped + 1,
-                        "decision log writer is behind; dropping lines"
-                    );
-                }
+            Err(TrySendError::Full(text)) if record.outcome != DecisionOutcome::Allow => {
+                // Rare: boxed, so the request's future stays small.
+                Box::pin(self.wait_for_room(sender, text, record.outcome)).await;
             }
-            Err(TrySendError::Disconnected(_)) => {
-                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
-                if dropped == 0 {
-                    tracing::error!("decision log writer stopped; decisions are not logged");
-                }
+            Err(_) => self.count_drop(record.outcome),
+        }
+    }
+
+    /// Queues `text` once there is room; see [`DecisionLog::record`].
+    async fn wait_for_room(&self, sender: &Sender<String>, text: String, outcome: DecisionOutcome) {
+        let mut waiting = Waiting {
+            log: self,
+            sender,
+            line: Some(text),
+            outcome,
+        };
+        if let Ok(permit) = sender.reserve().await
+            && let Some(line) = waiting.line.take()
+        {
+            permit.send(line);
+        }
+        // Writer gone: `waiting` counts the line as dropped.
+    }
+
+    fn count_drop(&self, outcome: DecisionOutcome) {
+        metrics::counter!(DECISION_LOG_DROPPED_TOTAL, "outcome" => outcome.as_str()).increment(1);
+        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
+        if self.sender.as_ref().is_some_and(Sender::is_closed) {
+            if !self.writer_gone.swap(true, Ordering::Relaxed) {
+                tracing::error!("decision log writer stopped; decisions are not logged");
             }
+        } else if outcome != DecisionOutcome::Allow {
+            let abandoned = self.abandoned.fetch_add(1, Ordering::Relaxed);
+            if abandoned.is_multiple_of(1000) {
+                tracing::warn!(
+                    abandoned = abandoned + 1,
+                    "requests left while their decision log lines waited for the writer; lines dropped"
+                );
+            }
+        } else if dropped.is_multiple_of(1000) {
+            tracing::warn!(
+                dropped = dropped + 1,
+                "decision log writer is behind; dropping allow lines"
+            );
         }
     }
 
     fn keep_allow(&self) -> bool {
         self.sample_allows >= 1.0
             || (self.sample_allows > 0.0 && rand::random::<f64>() < self.sample_allows)
+    }
+}
+
+/// A line waiting for room; if dropped before it was queued (the request was abandoned), it gets
+/// one last try and is then counted as dropped.
+struct Waiting<'a> {
+    log: &'a DecisionLog,
+    sender: &'a Sender<String>,
+    line: Option<String>,
+    outcome: DecisionOutcome,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(line) = self.line.take()
+            && self.sender.try_send(line).is_err()
+        {
+            self.log.count_drop(self.outcome);
+        }
     }
 }
 
@@ -255,9 +357,9 @@ impl Drop for DecisionLog {
     }
 }
 
-fn write_lines(receiver: Receiver<String>, mut out: Box<dyn Write + Send>) {
+fn write_lines(mut receiver: Receiver<String>, mut out: Box<dyn Write + Send>) {
     let mut failed = false;
-    while let Ok(line) = receiver.recv() {
+    while let Some(line) = receiver.blocking_recv() {
         let mut result = out.write_all(line.as_bytes());
         // Drain what is already queued before flushing: one flush per burst.
         while let Ok(line) = receiver.try_recv() {
@@ -318,138 +420,4 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn record(outcome: DecisionOutcome, request_id: &str) -> DecisionRecord<'_> {
-        DecisionRecord {
-            time: UNIX_EPOCH + Duration::from_millis(1_795_355_820_123),
-            request_id,
-            route: Some("panel"),
-            rule: Some("analysts"),
-            outcome,
-            reason: "matched",
-            subject: Some("alice"),
-            method: "GET",
-            path: "/panel/app?code=secret-code",
-            status: match outcome {
-                DecisionOutcome::Allow => 200,
-                DecisionOutcome::Login => 302,
-                DecisionOutcome::Deny => 403,
-                DecisionOutcome::Error => 502,
-            },
-        }
-    }
-
-    fn lines_of(
-        config: &DecisionLogConfig,
-        records: &[DecisionRecord<'_>],
-    ) -> Vec<serde_json::Value> {
-        let log = DecisionLog::start(config).unwrap();
-        for r in records {
-            log.record(r);
-        }
-        drop(log);
-        let text = std::fs::read_to_string(config.path.as_ref().unwrap()).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
-            .collect()
-    }
-
-    fn config(dir: &tempfile::TempDir, sample_allows: f64) -> DecisionLogConfig {
-        DecisionLogConfig {
-            enabled: true,
-            path: Some(dir.path().join("decisions.jsonl")),
-            sample_allows,
-        }
-    }
-
-    #[test]
-    fn lines_parse_as_json_with_every_field() {
-        let dir = tempfile::tempdir().unwrap();
-        let lines = lines_of(&config(&dir, 1.0), &[record(DecisionOutcome::Deny, "r1")]);
-        assert_eq!(
-            lines,
-            vec![serde_json::json!({
-                "time": "2026-11-22T13:57:00.123Z", "request_id": "r1", "route": "panel",
-                "rule": "analysts", "outcome": "deny", "reason": "matched", "subject": "alice",
-                "method": "GET", "path": "/panel/app", "status": 403
-            })]
-        );
-    }
-
-    #[test]
-    fn denies_are_always_kept_and_allows_sampled() {
-        let dir = tempfile::tempdir().unwrap();
-        let ids: Vec<String> = (0..2000).map(|i| format!("r{i}")).collect();
-        let mut records = Vec::new();
-        for id in &ids {
-            records.push(record(DecisionOutcome::Allow, id));
-            records.push(record(DecisionOutcome::Deny, id));
-        }
-        records.push(record(DecisionOutcome::Login, "login"));
-        records.push(record(DecisionOutcome::Error, "error"));
-        let count = |lines: &[serde_json::Value], outcome: &str| {
-            lines.iter().filter(|l| l["outcome"] == outcome).count()
-        };
-
-        let none = lines_of(&config(&dir, 0.0), &records);
-        assert_eq!(count(&none, "allow"), 0);
-        assert_eq!(count(&none, "deny"), 2000);
-        assert_eq!(count(&none, "login"), 1);
-        assert_eq!(count(&none, "error"), 1);
-
-        std::fs::remove_file(dir.path().join("decisions.jsonl")).unwrap();
-        let half = lines_of(&config(&dir, 0.5), &records);
-        let allows = count(&half, "allow");
-        assert!(
-            (700..=1300).contains(&allows),
-            "{allows} of 2000 allows kept"
-        );
-        assert_eq!(count(&half, "deny"), 2000);
-
-        std::fs::remove_file(dir.path().join("decisions.jsonl")).unwrap();
-        let all = lines_of(&config(&dir, 1.0), &records);
-        assert_eq!(count(&all, "allow"), 2000);
-    }
-
-    #[test]
-    fn bad_sample_rate_and_disabled_log() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            DecisionLog::start(&config(&dir, 1.5)),
-            Err(DecisionLogError::Sample(_))
-        ));
-        let off = DecisionLog::start(&DecisionLogConfig {
-            enabled: false,
-            ..config(&dir, 1.0)
-        })
-        .unwrap();
-        off.record(&record(DecisionOutcome::Deny, "r"));
-        assert!(!off.is_enabled());
-        assert!(!dir.path().join("decisions.jsonl").exists());
-    }
-
-    #[test]
-    fn config_section_defaults() {
-        let parsed: DecisionLogConfig = serde_saphyr::from_str("path: /tmp/d.jsonl\n").unwrap();
-        assert!(parsed.enabled);
-        assert_eq!(parsed.sample_allows, 1.0);
-        assert!(!DecisionLogConfig::default().enabled);
-        assert!(serde_saphyr::from_str::<DecisionLogConfig>("bogus: 1\n").is_err());
-    }
-
-    #[test]
-    fn rfc3339_matches_known_dates() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00.000Z"
-        );
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(4_102_444_799)),
-            "2099-12-31T23:59:59.000Z"
-        );
-    }
-}
+mod tests;

@@ -46,6 +46,10 @@ pub const CAPABILITY_MINTED_TOTAL: &str = "portcullis_capability_minted_total";
 pub const CAPABILITY_CACHE_HITS_TOTAL: &str = "portcullis_capability_cache_hits_total";
 /// Counter `{kind}` (`user` | `ip`): login attempts refused by the failure rate limit.
 pub const RATE_LIMITED_TOTAL: &str = "portcullis_rate_limited_total";
+/// Counter `{outcome}` (`allow` | `login` | `deny` | `error`): decision log lines not written.
+/// Allows are dropped while the writer is behind; any other outcome only when its request was
+/// abandoned while waiting for the writer, or the writer stopped.
+pub const DECISION_LOG_DROPPED_TOTAL: &str = "portcullis_decision_log_dropped_total";
 
 /// Buckets of the decision histogram: decisions take microseconds, a slow one milliseconds.
 pub const DECISION_BUCKETS: &[f64] = &[
@@ -107,6 +111,10 @@ pub fn describe_metrics() {
     describe_counter!(
         RATE_LIMITED_TOTAL,
         "Login attempts refused by the failure rate limit, by key kind."
+    );
+    describe_counter!(
+        DECISION_LOG_DROPPED_TOTAL,
+        "Decision log lines not written, by outcome: allows while the writer is behind."
     );
 }
 

@@ -38,6 +38,7 @@ function buildProvider(issuer) {
       client_id: clientId,
       client_secret: clientSecret,
       redirect_uris: [redirectUri],
+      // Exactly what the gateway sends by default: its public root (PUBLIC_URL/).
       post_logout_redirect_uris: [new URL('/', redirectUri).href],
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],

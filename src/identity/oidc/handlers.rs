@@ -14,7 +14,6 @@ use subtle::ConstantTimeEq;
 
 use super::error::{LoginError, RefreshError};
 use super::relying_party::{Backend, LOGIN_PURPOSE, LOGIN_TTL_SECS, Providers};
-use crate::identity::redirect::safe_redirect;
 use crate::session::{Session, SessionCodec, now_secs};
 
 /// What the login cookie carries from start to callback.
@@ -37,13 +36,8 @@ impl Providers {
     ) -> Result<Response<Bytes>, LoginError> {
         let query = query(parts);
         let provider = self.inner.choose(query_get(&query, "provider"))?;
-        let public_host = self.inner.public_url.host_str().unwrap_or_default();
-        let public_host = match self.inner.public_url.port() {
-            Some(port) => format!("{public_host}:{port}"),
-            None => public_host.to_owned(),
-        };
         let rd = query_get(&query, "rd")
-            .and_then(|rd| safe_redirect(rd, &public_host, &self.allowed_redirect_hosts))
+            .and_then(|rd| self.safe_redirect(rd))
             .unwrap_or_else(|| "/".into());
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let scopes = provider
@@ -171,14 +165,10 @@ impl Providers {
         result
     }
 
-    /// The provider's RP-initiated logout URL (with `id_token_hint`, `client_id` and
-    /// `post_logout_redirect_uri`, resolved against the public URL), or `None` when the
+    /// The provider's RP-initiated logout URL (with `id_token_hint`, `client_id` and the
+    /// provider's `post_logout_redirect_uri`, by default `PUBLIC_URL/`), or `None` when the
     /// provider has no `end_session_endpoint` (show the local logout page).
-    pub async fn logout(
-        &self,
-        session: &Session,
-        post_logout_redirect: Option<&str>,
-    ) -> Option<String> {
+    pub async fn logout(&self, session: &Session) -> Option<String> {
         let provider = self.inner.find(&session.identity.provider)?;
         let Backend::Oidc(discovery) = &provider.backend else {
             return None;
@@ -192,10 +182,8 @@ impl Providers {
         {
             request = request.set_id_token_hint(&id_token);
         }
-        if let Some(target) = post_logout_redirect.and_then(|p| self.inner.public_url.join(p).ok())
-        {
-            request = request.set_post_logout_redirect_uri(PostLogoutRedirectUrl::from_url(target));
-        }
+        let target = PostLogoutRedirectUrl::from_url(provider.post_logout_redirect.clone());
+        request = request.set_post_logout_redirect_uri(target);
         Some(request.http_get_url().to_string())
     }
 }

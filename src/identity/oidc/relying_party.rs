@@ -16,9 +16,13 @@ use crate::identity::http_client::IdpHttpClient;
 use crate::identity::providers::{
     ConfigError, Protocol, ProviderConfig, ResolvedProvider, resolve,
 };
+use crate::identity::redirect::safe_redirect;
 
 /// Path of the callback under the public URL; register `PUBLIC_URL/oauth2/callback` at the IdP.
 pub const CALLBACK_PATH: &str = "/oauth2/callback";
+/// Where RP-initiated logout returns to unless `post_logout_redirect_uri` says otherwise: the
+/// public root; register `PUBLIC_URL/` as a post-logout redirect URI at the IdP.
+const DEFAULT_POST_LOGOUT_PATH: &str = "/";
 /// How long a login may take between start and callback.
 pub(super) const LOGIN_TTL_SECS: u64 = 600;
 pub(super) const LOGIN_PURPOSE: &str = "login-state";
@@ -44,6 +48,8 @@ pub(super) struct Inner {
 pub(super) struct Provider {
     pub(super) config: ResolvedProvider,
     pub(super) backend: Backend,
+    /// The `post_logout_redirect_uri` sent with RP-initiated logout.
+    pub(super) post_logout_redirect: Url,
 }
 
 pub(super) enum Backend {
@@ -95,9 +101,19 @@ impl Providers {
         let redirect_url = RedirectUrl::from_url(redirect);
         let mut providers = Vec::new();
         for config in resolved {
-            match backend(&config, &redirect_url) {
-                Ok(backend) => providers.push(Provider { config, backend }),
-                Err(problem) => problems.push(problem),
+            match (
+                backend(&config, &redirect_url),
+                post_logout_redirect(&config, public_url),
+            ) {
+                (Ok(backend), Ok(post_logout_redirect)) => providers.push(Provider {
+                    config,
+                    backend,
+                    post_logout_redirect,
+                }),
+                (backend, post_logout) => {
+                    problems.extend(backend.err());
+                    problems.extend(post_logout.err());
+                }
             }
         }
         if !problems.is_empty() {
@@ -116,10 +132,24 @@ impl Providers {
         })
     }
 
-    /// Hosts besides the public one that `rd` may point at (`host`, `host:port`, `.suffix`).
+    /// Hosts besides the public one that `rd` may point at (`host`, `host:port`, `.suffix`), as
+    /// [`allowed_host_entry`](crate::identity::redirect::allowed_host_entry) normalises them.
     pub fn with_allowed_redirect_hosts(mut self, hosts: Vec<String>) -> Providers {
         self.allowed_redirect_hosts = Arc::from(hosts);
         self
+    }
+
+    /// `rd` if a login may send the browser there: a path on this host, or a URL on the public
+    /// host or an allowed one. The one check for `/oauth2/start`, the login page and the
+    /// password form.
+    pub fn safe_redirect(&self, rd: &str) -> Option<String> {
+        let public = &self.inner.public_url;
+        let host = public.host_str().unwrap_or_default();
+        let public_host = match public.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        safe_redirect(rd, &public_host, &self.allowed_redirect_hosts)
     }
 
     /// `(name, display_name)` in configuration order, for the chooser page.
@@ -133,6 +163,22 @@ impl Providers {
 
     pub fn is_empty(&self) -> bool {
         self.inner.providers.is_empty()
+    }
+}
+
+/// `post_logout_redirect_uri` resolved against the public URL; the public root by default.
+fn post_logout_redirect(config: &ResolvedProvider, public_url: &Url) -> Result<Url, String> {
+    let text = config
+        .post_logout_redirect_uri
+        .as_deref()
+        .unwrap_or(DEFAULT_POST_LOGOUT_PATH);
+    match public_url.join(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(url),
+        Ok(_) | Err(_) => Err(format!(
+            "providers.{}.post_logout_redirect_uri {text:?}: give a path on public_url (e.g. /) \
+             or an http(s) URL, and register it at the provider",
+            config.name
+        )),
     }
 }
 

@@ -11,7 +11,12 @@ fn malformed_files_report_file_line_and_message() {
         (
             "bad yaml",
             "routes:\n  - name: a\n    upstream: [unclosed\n",
-            "test.yaml:",
+            "test.yaml:3:15: expected string scalar",
+        ),
+        (
+            "unclosed quote",
+            "routes:\n  - name: \"a\n    upstream: builtin:whoami\n",
+            "test.yaml:2:11: unclosed quote",
         ),
         (
             "unknown top-level key",

@@ -164,6 +164,26 @@ fn an_emptied_directory_keeps_the_last_good_set() {
 }
 
 #[test]
+fn a_directory_that_cannot_be_read_keeps_the_last_good_set() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().join("policies");
+    fs::create_dir(&dir).expect("mkdir");
+    fs::write(dir.join("app.yaml"), policy("allow")).expect("write");
+    let store = PolicyStore::open(&dir).expect("opens");
+    // Gone altogether (a volume unmounted, a directory moved away): nothing can be read.
+    fs::rename(&dir, parent.path().join("moved")).expect("rename");
+    let generation = store.status().generation;
+    let error = store
+        .reload()
+        .expect_err("an unreadable directory is an error");
+    assert!(error.to_string().contains("policies"), "{error}");
+    let status = store.status();
+    assert_eq!(status.generation, generation, "nothing swapped");
+    assert!(status.last_error.is_some(), "reported in /readyz");
+    assert_eq!(outcome(&store, "/app/x"), Outcome::Allow);
+}
+
+#[test]
 fn startup_errors_are_fatal_and_embedded_stores_do_not_watch() {
     let dir = tempfile::tempdir().expect("tempdir");
     assert!(PolicyStore::open(dir.path()).is_err());
