@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use portcullis::capability;
 use portcullis::config::Config;
-use portcullis::policy::{self, DEFAULT_DEBOUNCE, PolicySet, PolicyStore};
+use portcullis::policy::{self, DEFAULT_DEBOUNCE, Features, PolicySet, PolicyStore};
 use portcullis::server::Gateway;
 use portcullis::telemetry::{LogFormat, init_tracing};
 
@@ -239,7 +239,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // A policy error at startup is fatal, with every error listed: fail closed before serving.
     let (policies, _policy_watch) = match &config.policies {
         Some(dir) => {
-            let store = PolicyStore::open(dir)
+            let features = Features {
+                basic_auth: config.basic_auth.is_some(),
+            };
+            let store = PolicyStore::open(dir, features)
                 .map_err(|errors| anyhow::anyhow!("policies do not compile:\n{errors}"))?;
             let watch = store.watch(DEFAULT_DEBOUNCE)?;
             (store, Some(watch))

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 
 use http::StatusCode;
 use support::browser::{Browser, HTML};
+
+const JSON: &str = "application/json";
 use support::gateway::GatewayProcess;
 use support::upstream::Upstream;
 
@@ -16,15 +18,34 @@ struct Setup {
     base: String,
 }
 
+/// gateway.yaml's `basic_auth:` for most tests: the header on by default, three failures lock
+/// a username for a minute.
+const BASIC_AUTH: &str = "basic_auth:\n  credentials_file: users.yaml\n  allow_header: true\n  rate_limit: { max_failures: 3, max_failures_per_ip: 50 }\n";
+
+/// A route of the test upstream that admits analysts: `path` is its glob, `extra` more route
+/// keys (each line indented four spaces).
+fn analysts_route(name: &str, path: &str, extra: &str, upstream: &Upstream) -> String {
+    format!(
+        "  - name: {name}\n    match: {{ path: \"{path}\" }}\n    upstream: {}\n{extra}    rules:\n      - name: analysts\n        allow: {{ groups: [analysts] }}\n",
+        upstream.url()
+    )
+}
+
 async fn setup() -> Setup {
+    setup_with(BASIC_AUTH, |_| String::new()).await
+}
+
+/// The `app` route (`/app/**`, analysts) plus the routes `more` writes for the upstream, behind
+/// a gateway with `basic_auth` (gateway.yaml's section) and the user alice (group analysts).
+async fn setup_with(basic_auth: &'static str, more: impl FnOnce(&Upstream) -> String) -> Setup {
     let upstream = Upstream::start().await;
     let hash = portcullis::identity::basic::hash_password("alice-password").unwrap();
     let policy = format!(
-        "routes:\n  - name: app\n    match: {{ path: \"/app/**\" }}\n    upstream: {}\n    rules:\n      - name: analysts\n        allow: {{ groups: [analysts] }}\n",
-        upstream.url()
+        "routes:\n{}{}",
+        analysts_route("app", "/app/**", "", &upstream),
+        more(&upstream)
     );
     let gateway = tokio::task::spawn_blocking(move || {
-        let config = "basic_auth:\n  credentials_file: users.yaml\n  allow_header: true\n  rate_limit: { max_failures: 3, max_failures_per_ip: 50 }\n";
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("users.yaml"),
@@ -35,7 +56,7 @@ async fn setup() -> Setup {
         std::fs::write(dir.path().join("policies/app.yaml"), &policy).unwrap();
         std::fs::write(
             dir.path().join("gateway.yaml"),
-            format!("listen: 127.0.0.1:0\npolicies: policies\n{config}"),
+            format!("listen: 127.0.0.1:0\npolicies: policies\n{basic_auth}"),
         )
         .unwrap();
         GatewayProcess::spawn(dir, &[])
@@ -70,12 +91,22 @@ async fn post_login(
     base: &str,
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
+    post_login_accepting(browser, base, HTML, fields).await
+}
+
+/// Posts the login form with the browser's cookies, asking for `accept`.
+async fn post_login_accepting(
+    browser: &mut Browser,
+    base: &str,
+    accept: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
     let form: HashMap<&str, &str> = fields.iter().copied().collect();
     let response = browser
         .http
         .post(format!("{base}/oauth2/login"))
         .header("cookie", browser.cookie_header())
-        .header("accept", HTML)
+        .header("accept", accept)
         .form(&form)
         .send()
         .await
@@ -196,4 +227,207 @@ async fn authorization_basic_header_admits_api_clients() {
     assert!(wrong.headers().contains_key("www-authenticate"));
     let anonymous = client.get(&url).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// An API client's GET: JSON wanted, alice's password in `Authorization: Basic`.
+async fn get_as_alice(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    client
+        .get(url)
+        .header("accept", JSON)
+        .basic_auth("alice", Some("alice-password"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The body of a JSON error answer, after checking its status and content type.
+async fn json_error(response: reqwest::Response, status: StatusCode) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers()["content-type"], JSON);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    body
+}
+
+fn seen_count(upstream: &Upstream) -> usize {
+    upstream.seen.lock().unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn basic_header_false_refuses_the_header_where_the_gateway_allows_it() {
+    let setup = setup_with(BASIC_AUTH, |upstream| {
+        analysts_route(
+            "portal",
+            "/portal/**",
+            "    basic_header: false\n",
+            upstream,
+        )
+    })
+    .await;
+    let client = Browser::new().http;
+
+    let accepted = get_as_alice(&client, &format!("{}/app/api", setup.base)).await;
+    assert_eq!(
+        accepted.status(),
+        StatusCode::OK,
+        "{}",
+        setup.gateway.logs()
+    );
+    assert_eq!(
+        setup.upstream.last().header("x-auth-request-user"),
+        Some("alice")
+    );
+
+    let before = seen_count(&setup.upstream);
+    let refused = get_as_alice(&client, &format!("{}/portal/api", setup.base)).await;
+    assert!(
+        !refused.headers().contains_key("www-authenticate"),
+        "the header was not tried, so nothing invites another"
+    );
+    let body = json_error(refused, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(body["error"], "login required");
+    assert_eq!(
+        seen_count(&setup.upstream),
+        before,
+        "the upstream saw nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn basic_header_true_accepts_the_header_where_the_gateway_does_not() {
+    let header_off = "basic_auth:\n  credentials_file: users.yaml\n";
+    let setup = setup_with(header_off, |upstream| {
+        analysts_route("api", "/api/**", "    basic_header: true\n", upstream)
+    })
+    .await;
+    let client = Browser::new().http;
+
+    let accepted = get_as_alice(&client, &format!("{}/api/items", setup.base)).await;
+    assert_eq!(
+        accepted.status(),
+        StatusCode::OK,
+        "{}",
+        setup.gateway.logs()
+    );
+    let seen = setup.upstream.last();
+    assert_eq!(seen.header("x-auth-request-user"), Some("alice"));
+    assert_eq!(seen.header("authorization"), None);
+
+    let refused = get_as_alice(&client, &format!("{}/app/api", setup.base)).await;
+    let body = json_error(refused, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(body["error"], "login required");
+}
+
+#[test]
+fn basic_header_true_without_basic_auth_stops_the_gateway_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(
+        policies.join("api.yaml"),
+        "routes:\n  - name: api\n    upstream: builtin:whoami\n    basic_header: true\n    rules: []\n",
+    )
+    .unwrap();
+    let config = dir.path().join("gateway.yaml");
+    std::fs::write(&config, "listen: 127.0.0.1:0\npolicies: policies\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("listening"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "api.yaml:4:19: `basic_header: true` but gateway.yaml configures no `basic_auth:`"
+        ),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn denied_api_client_gets_403_json() {
+    let setup = setup_with(BASIC_AUTH, |upstream| {
+        format!(
+            "  - name: admin\n    match: {{ path: \"/admin/**\" }}\n    upstream: {}\n    rules:\n      - name: admins\n        allow: {{ groups: [admins] }}\n",
+            upstream.url()
+        )
+    })
+    .await;
+    let client = Browser::new().http;
+    let denied = get_as_alice(&client, &format!("{}/admin/users", setup.base)).await;
+    let body = json_error(denied, StatusCode::FORBIDDEN).await;
+    let error = body["error"].as_str().unwrap();
+    assert!(error.starts_with("access denied"), "{body}");
+    assert!(body["request_id"].is_string(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limited_login_is_a_429_page_or_json_and_recovers() {
+    // Three failures in 3 s lock alice for 3 s (max_backoff_seconds is at least the window).
+    let limits = "basic_auth:\n  credentials_file: users.yaml\n  rate_limit: { max_failures: 3, max_failures_per_ip: 50, window_seconds: 3, max_backoff_seconds: 3 }\n";
+    let setup = setup_with(limits, |_| String::new()).await;
+    let mut browser = Browser::new();
+    let csrf = login_form(&mut browser, &setup.base).await;
+    let wrong = [
+        ("csrf_token", csrf.as_str()),
+        ("username", "alice"),
+        ("password", "nope"),
+    ];
+    let right = [
+        ("csrf_token", csrf.as_str()),
+        ("username", "alice"),
+        ("password", "alice-password"),
+        ("rd", "/app/home"),
+    ];
+    for _ in 0..3 {
+        let refused = post_login(&mut browser, &setup.base, &wrong).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    let page = post_login(&mut browser, &setup.base, &right).await;
+    assert_eq!(
+        page.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        setup.gateway.logs()
+    );
+    assert!(page.headers().contains_key("retry-after"));
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.unwrap();
+    for part in [
+        // error.html, not the login form shown for a wrong password.
+        "<main aria-labelledby=\"error-title\">",
+        "<title>429 Too many attempts</title>",
+        "Error 429 &middot; Too Many Requests",
+        "<h1 id=\"error-title\">Too many attempts</h1>",
+        "too many failed attempts; try again in",
+    ] {
+        assert!(html.contains(part), "missing {part:?} in:\n{html}");
+    }
+    assert!(!html.contains("csrf_token"), "{html}");
+
+    let api = post_login_accepting(&mut browser, &setup.base, JSON, &right).await;
+    let retry_after: u64 = api.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3).contains(&retry_after), "{retry_after}");
+    let body = json_error(api, StatusCode::TOO_MANY_REQUESTS).await;
+    let error = body["error"].as_str().unwrap();
+    assert!(error.starts_with("too many failed attempts"), "{body}");
+
+    tokio::time::sleep(std::time::Duration::from_millis(retry_after * 1000 + 200)).await;
+    let recovered = post_login(&mut browser, &setup.base, &right).await;
+    assert_eq!(
+        recovered.status(),
+        StatusCode::FOUND,
+        "the lockout is over: {}",
+        setup.gateway.logs()
+    );
+    assert_eq!(recovered.headers()["location"], "/app/home");
 }

@@ -335,14 +335,10 @@ fn hidden_field(html: &str, name: &str) -> Option<String> {
 
 /// The `rd` the login page's provider button carries to `/oauth2/start`.
 fn provider_button_rd(base: &str, html: &str) -> String {
-    let marker = "class=\"provider\" href=\"";
-    let at = html.find(marker).expect("a provider button") + marker.len();
-    let href = html[at..]
-        .split('"')
+    let href = support::browser::provider_links(html)
+        .into_iter()
         .next()
-        .unwrap()
-        .replace("&#x2f;", "/")
-        .replace("&amp;", "&");
+        .expect("a provider button");
     let url = url::Url::parse(base).unwrap().join(&href).unwrap();
     let rd = url.query_pairs().find(|(name, _)| name == "rd");
     rd.map(|(_, value)| value.into_owned()).unwrap_or_default()

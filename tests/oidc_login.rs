@@ -6,16 +6,19 @@ mod support;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{COOKIE, LOCATION, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::Full;
-use portcullis::identity::oidc::{LoginError, Providers, RefreshError};
+use portcullis::identity::oidc::{LoginError, PROVIDER_CHECK_INTERVAL, Providers, RefreshError};
 use portcullis::identity::providers::ProviderConfig;
 use portcullis::session::{Session, SessionCodec, SessionConfig};
-use support::browser::Browser;
+use support::browser::{Browser, HTML, provider_links};
+use support::gateway::GatewayProcess;
 use support::oidc::{CLIENT_ID, CLIENT_SECRET, OidcProvider, free_port};
+use support::upstream::Upstream;
 use url::Url;
 
 const SECRET: &str = "integration-test-secret-0123456789abcdef";
@@ -461,23 +464,216 @@ async fn provider_down_login_is_503_and_existing_sessions_keep_working() {
         "existing session still opens"
     );
 
-    let fresh = oidc_providers(&idp.issuer());
-    let err = start(&fresh, &codec, "")
-        .await
-        .err()
-        .expect("login must fail while the provider is down");
-    assert!(
-        matches!(err, LoginError::ProviderUnavailable { .. }),
-        "{err}"
-    );
-    assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(err.user_message().contains("cannot be reached"));
+    // Never reached: no discovery to fall back on.
+    let cold = oidc_providers(&idp.issuer());
+    // Reached, discovery cached: once the provider has been quiet for the check interval,
+    // the next login probes it instead of trusting the cached document.
+    tokio::time::sleep(PROVIDER_CHECK_INTERVAL + Duration::from_secs(1)).await;
+    for (case, providers) in [("never reached", &cold), ("discovery cached", &providers)] {
+        let err = start(providers, &codec, "")
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{case}: login must fail while the provider is down"));
+        assert!(
+            matches!(err, LoginError::ProviderUnavailable { .. }),
+            "{case}: {err}"
+        );
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE, "{case}");
+        assert!(err.user_message().contains("cannot be reached"), "{case}");
+    }
 
     let err = providers.refresh(&session).await.unwrap_err();
     assert!(matches!(err, RefreshError::Unavailable { .. }), "{err}");
     assert!(
         !err.ends_session(),
         "an unreachable provider does not log people out"
+    );
+}
+
+/// The gateway binary on `port` in front of `upstream`, logging users in at `idp`; `/app/**` allows
+/// example.com.
+fn gateway_for(idp: &OidcProvider, port: u16, upstream: &str) -> GatewayProcess {
+    let policy = format!(
+        r#"
+routes:
+  - name: app
+    match: {{ path: "/app/**" }}
+    upstream: {upstream}
+    rules:
+      - name: example.com staff
+        allow:
+          domains: [example.com]
+"#
+    );
+    GatewayProcess::start_on(
+        &format!("127.0.0.1:{port}"),
+        &idp.gateway_config(port, SECRET),
+        &[("app.yaml", &policy)],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_discovery_does_not_hide_a_provider_outage_from_login() {
+    let upstream = Upstream::start().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let callback = format!("{base}/oauth2/callback");
+    let upstream_url = upstream.url();
+    let (mut idp, gateway) = tokio::task::spawn_blocking(move || {
+        let idp = OidcProvider::start(&callback, 300);
+        let gateway = gateway_for(&idp, port, &upstream_url);
+        (idp, gateway)
+    })
+    .await
+    .unwrap();
+
+    let mut alice = Browser::new();
+    let page = alice.login_through(&base, "/app/page", "alice").await;
+    assert_eq!(page.status(), StatusCode::OK, "{}", gateway.logs());
+
+    idp.stop();
+    tokio::time::sleep(PROVIDER_CHECK_INTERVAL + Duration::from_secs(1)).await;
+
+    let start_url = format!("{base}/oauth2/start?rd=%2Fapp%2Fpage");
+    let started = Instant::now();
+    let down = Browser::new().get(&start_url, HTML).await;
+    assert_eq!(
+        down.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a cached discovery document must not send users to a dead provider"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the probe is short"
+    );
+    assert!(down.headers().get(LOCATION).is_none());
+    assert!(
+        down.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let body = down.text().await.unwrap();
+    assert!(body.contains("cannot be reached"), "{body}");
+
+    let page = alice.get(&format!("{base}/app/other"), HTML).await;
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "an existing session keeps working while the provider is down"
+    );
+    let seen = upstream.last();
+    assert_eq!(seen.path_and_query, "/app/other");
+    assert_eq!(
+        seen.header("x-auth-request-email"),
+        Some("alice@example.com")
+    );
+
+    let mut idp = tokio::task::spawn_blocking(move || {
+        idp.resume();
+        idp
+    })
+    .await
+    .unwrap();
+    // A failed probe holds for a few seconds; then the next login probes again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = Browser::new().get(&start_url, HTML).await.status();
+        if status == StatusCode::FOUND {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            Instant::now() < deadline,
+            "login still refused after the provider came back"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let page = Browser::new()
+        .login_through(&base, "/app/page", "alice")
+        .await;
+    assert_eq!(page.status(), StatusCode::OK, "{}", gateway.logs());
+    idp.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_providers_get_the_chooser_page_whose_links_carry_rd_and_log_in() {
+    let upstream = Upstream::start().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let callback = format!("{base}/oauth2/callback");
+    let upstream_url = upstream.url();
+    let (idp, gateway) = tokio::task::spawn_blocking(move || {
+        let idp = OidcProvider::start(&callback, 300);
+        let provider = |name: &str, display: &str| {
+            format!(
+                "  - name: {name}\n    display_name: {display}\n    kind: oidc\n    issuer: {}\n    \
+                 client_id: {CLIENT_ID}\n    client_secret: {CLIENT_SECRET}\n    \
+                 scopes: [openid, email, profile]\n",
+                idp.issuer()
+            )
+        };
+        let config = format!(
+            "public_url: {base}\nsession:\n  secrets: [\"{SECRET}\"]\nproviders:\n{}{}",
+            provider("corp", "Corp SSO"),
+            provider("partners", "Partner Login"),
+        );
+        let policy = format!(
+            "routes:\n  - name: app\n    match: {{ path: \"/app/**\" }}\n    upstream: {upstream_url}\n    \
+             rules:\n      - name: example.com staff\n        allow:\n          domains: [example.com]\n"
+        );
+        let gateway = GatewayProcess::start_on(
+            &format!("127.0.0.1:{port}"),
+            &config,
+            &[("app.yaml", &policy)],
+        );
+        (idp, gateway)
+    })
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+
+    let mut browser = Browser::new();
+    let page = browser
+        .get(
+            &format!("{base}/oauth2/start?rd=%2Fapp%2Fpage%3Fx%3D1"),
+            HTML,
+        )
+        .await;
+    assert_eq!(page.status(), StatusCode::OK, "{}", gateway.logs());
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Corp SSO") && html.contains("Partner Login"),
+        "{html}"
+    );
+    let links = provider_links(&html);
+    assert_eq!(links.len(), 2, "{html}");
+    for (link, name) in links.iter().zip(["corp", "partners"]) {
+        let url = Url::parse(&base).unwrap().join(link).unwrap();
+        assert_eq!(url.path(), "/oauth2/start", "{link}");
+        let params: HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(params["provider"], name, "{link}");
+        assert_eq!(params["rd"], "/app/page?x=1", "{link}");
+        let to_provider = Browser::new().get(url.as_str(), HTML).await;
+        assert_eq!(to_provider.status(), StatusCode::FOUND, "{link}");
+        let location = to_provider.headers()[LOCATION].to_str().unwrap();
+        assert!(location.starts_with(&idp.issuer()), "{link} → {location}");
+    }
+
+    // The second button logs in all the way and comes back to rd.
+    let to_provider = browser.get(&format!("{base}{}", links[1]), HTML).await;
+    let authorize = to_provider.headers()[LOCATION].to_str().unwrap().to_owned();
+    let callback = browser
+        .sign_in(&authorize, "alice", &format!("{base}/oauth2/callback"))
+        .await;
+    let back = browser.get(&format!("{base}{callback}"), HTML).await;
+    assert_eq!(back.status(), StatusCode::FOUND, "{}", gateway.logs());
+    assert_eq!(back.headers()[LOCATION], "/app/page?x=1");
+    let page = browser.get(&format!("{base}/app/page?x=1"), HTML).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(
+        upstream.last().header("x-auth-request-email"),
+        Some("alice@example.com")
     );
 }
 

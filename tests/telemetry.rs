@@ -427,14 +427,10 @@ async fn login_keeping_secrets(
     if to_provider.status() == StatusCode::OK {
         // The login page with a choice: follow the first provider's button.
         let page = to_provider.text().await.unwrap();
-        let marker = "class=\"provider\" href=\"";
-        let at = page.find(marker).expect("a provider button") + marker.len();
-        let link = page[at..]
-            .split('"')
+        let link = support::browser::provider_links(&page)
+            .into_iter()
             .next()
-            .unwrap()
-            .replace("&#x2f;", "/")
-            .replace("&amp;", "&");
+            .expect("a provider button");
         to_provider = browser.get(&format!("{base}{link}"), HTML).await;
         secrets.keep_browser(browser);
     }

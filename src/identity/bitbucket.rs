@@ -129,3 +129,53 @@ async fn paged<T: serde::de::DeserializeOwned>(
     }
     Ok(all)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoints(fields: serde_json::Value) -> Result<BitbucketEndpoints, String> {
+        let mut value = serde_json::json!({"name": "bb", "kind": "bitbucket", "client_id": "c"});
+        value
+            .as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        BitbucketEndpoints::from_config(&serde_json::from_value(value).unwrap())
+    }
+
+    #[test]
+    fn defaults_are_bitbucket_cloud() {
+        let e = endpoints(serde_json::json!({})).unwrap();
+        assert_eq!(
+            e.auth_url.as_str(),
+            "https://bitbucket.org/site/oauth2/authorize"
+        );
+        assert_eq!(
+            e.token_url.as_str(),
+            "https://bitbucket.org/site/oauth2/access_token"
+        );
+        assert_eq!(e.api_url.as_str(), "https://api.bitbucket.org/2.0");
+        assert_eq!(SCOPES, ["account", "email"]);
+    }
+
+    #[test]
+    fn each_endpoint_can_be_overridden_alone() {
+        let e =
+            endpoints(serde_json::json!({"api_url": "https://proxy.example.com/bb/2.0"})).unwrap();
+        assert_eq!(e.api_url.as_str(), "https://proxy.example.com/bb/2.0");
+        assert_eq!(
+            e.auth_url.as_str(),
+            "https://bitbucket.org/site/oauth2/authorize"
+        );
+    }
+
+    #[test]
+    fn plain_http_override_off_loopback_is_refused() {
+        let err = endpoints(serde_json::json!({"token_url": "http://proxy.example.com/token"}))
+            .unwrap_err();
+        assert!(
+            err.contains("providers.bb.token_url") && err.contains("https"),
+            "{err}"
+        );
+    }
+}

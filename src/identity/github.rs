@@ -176,6 +176,25 @@ mod tests {
     }
 
     #[test]
+    fn defaults_are_github_dot_com() {
+        let config: ProviderConfig = serde_json::from_value(serde_json::json!({
+            "name": "gh", "kind": "github", "client_id": "c"
+        }))
+        .unwrap();
+        let endpoints = GithubEndpoints::from_config(&config).unwrap();
+        assert_eq!(
+            endpoints.auth_url.as_str(),
+            "https://github.com/login/oauth/authorize"
+        );
+        assert_eq!(
+            endpoints.token_url.as_str(),
+            "https://github.com/login/oauth/access_token"
+        );
+        assert_eq!(endpoints.api_url.as_str(), "https://api.github.com/");
+        assert_eq!(SCOPES, ["read:user", "user:email", "read:org"]);
+    }
+
+    #[test]
     fn enterprise_url_moves_every_endpoint() {
         let config: ProviderConfig = serde_json::from_value(serde_json::json!({
             "name": "ghe", "kind": "github", "client_id": "c", "url": "https://ghe.example.com/"

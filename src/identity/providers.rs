@@ -402,6 +402,124 @@ mod tests {
         }
     }
 
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    /// What one preset resolves to with no overrides: protocol and endpoints, default scopes,
+    /// default groups claim.
+    #[test]
+    fn every_preset_produces_its_endpoints_scopes_and_groups_claim() {
+        let oidc = |issuer: &str| Protocol::Oidc {
+            issuer: issuer.into(),
+        };
+        const BASE: &[&str] = &["openid", "email", "profile"];
+        const OFFLINE: &[&str] = &["openid", "email", "profile", "offline_access"];
+        type Case<'a> = (
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            Protocol,
+            &'a [&'a str],
+            Option<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "google",
+                &[],
+                oidc("https://accounts.google.com"),
+                BASE,
+                None,
+            ),
+            (
+                "azure",
+                &[("tenant", "contoso.onmicrosoft.com")],
+                oidc("https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"),
+                OFFLINE,
+                Some("groups"),
+            ),
+            (
+                "okta",
+                &[
+                    ("domain", "corp.okta.com"),
+                    ("authorization_server", "default"),
+                ],
+                oidc("https://corp.okta.com/oauth2/default"),
+                OFFLINE,
+                Some("groups"),
+            ),
+            (
+                "gitlab",
+                &[],
+                oidc("https://gitlab.com"),
+                BASE,
+                Some("groups_direct"),
+            ),
+            (
+                "gitlab",
+                &[("url", "https://git.example.com/")],
+                oidc("https://git.example.com"),
+                BASE,
+                Some("groups_direct"),
+            ),
+            (
+                "auth0",
+                &[("domain", "corp.eu.auth0.com")],
+                oidc("https://corp.eu.auth0.com/"),
+                OFFLINE,
+                None,
+            ),
+            (
+                "keycloak",
+                &[("url", "https://sso.example.com/"), ("realm", "staff")],
+                oidc("https://sso.example.com/realms/staff"),
+                BASE,
+                Some("groups"),
+            ),
+            (
+                "github",
+                &[],
+                Protocol::Github(github::GithubEndpoints {
+                    auth_url: url("https://github.com/login/oauth/authorize"),
+                    token_url: url("https://github.com/login/oauth/access_token"),
+                    api_url: url("https://api.github.com"),
+                }),
+                &["read:user", "user:email", "read:org"],
+                None,
+            ),
+            (
+                "bitbucket",
+                &[],
+                Protocol::Bitbucket(bitbucket::BitbucketEndpoints {
+                    auth_url: url("https://bitbucket.org/site/oauth2/authorize"),
+                    token_url: url("https://bitbucket.org/site/oauth2/access_token"),
+                    api_url: url("https://api.bitbucket.org/2.0"),
+                }),
+                &["account", "email"],
+                None,
+            ),
+        ];
+        for (kind, fields, protocol, scopes, groups_claim) in cases {
+            let resolved = resolve(&config(kind, fields)).unwrap();
+            assert_eq!(resolved.protocol, protocol, "{kind} {fields:?}");
+            assert_eq!(resolved.scopes, scopes, "{kind} scopes");
+            assert_eq!(
+                resolved.groups_claim.as_deref(),
+                groups_claim,
+                "{kind} groups claim"
+            );
+            assert_eq!(resolved.extra_params, [], "{kind} adds no parameters");
+        }
+    }
+
+    #[test]
+    fn configured_scopes_and_groups_claim_replace_the_presets() {
+        let mut azure = config("azure", &[("tenant", "t"), ("groups_claim", "roles")]);
+        azure.scopes = Some(vec!["openid".into(), "email".into()]);
+        let resolved = resolve(&azure).unwrap();
+        assert_eq!(resolved.scopes, ["openid", "email"]);
+        assert_eq!(resolved.groups_claim.as_deref(), Some("roles"));
+    }
+
     #[test]
     fn presets_set_scopes_groups_claim_and_params() {
         let google = resolve(&config("google", &[])).unwrap();

@@ -10,11 +10,12 @@ use serde_saphyr::Spanned;
 
 use super::error::{PolicyError, PolicyErrorKind as Kind, PolicyErrors, Pos};
 use super::expr::Literals;
+use super::features::Features;
 use super::index::RouteIndex;
 use super::model::{MatchSpec, PolicyFile, RouteSpec};
 use super::pattern::{HostPattern, PathGlob};
 use super::set::{PolicySet, RouteEntry, Rule, RuleKind, Scope};
-use super::{Route, Upstream, functions};
+use super::{BasicHeader, Route, Upstream, functions};
 
 mod rules;
 
@@ -26,6 +27,7 @@ pub struct PolicySource {
 }
 
 struct Compiler {
+    features: Features,
     errors: Vec<PolicyError>,
     literals: Literals,
     routes: Vec<RouteEntry>,
@@ -37,8 +39,18 @@ struct Compiler {
 
 impl PolicySet {
     /// Compiles `sources` into a set, or returns every error found. Sources are taken in path
-    /// order, which is the tie-break order of routes and of global rules.
+    /// order, which is the tie-break order of routes and of global rules. Every gateway
+    /// feature is assumed; [`compile_for`](Self::compile_for) checks routes against a gateway.
     pub fn compile(sources: &[PolicySource]) -> Result<PolicySet, PolicyErrors> {
+        PolicySet::compile_for(sources, Features::ALL)
+    }
+
+    /// Like [`compile`](Self::compile); a route that asks for a feature missing from
+    /// `features` (`basic_header: true` without `basic_auth:`) is an error.
+    pub fn compile_for(
+        sources: &[PolicySource],
+        features: Features,
+    ) -> Result<PolicySet, PolicyErrors> {
         if sources.is_empty() {
             return Err(PolicyErrors::single(PolicyError::new(
                 Kind::Io,
@@ -50,6 +62,7 @@ impl PolicySet {
         let mut sorted: Vec<&PolicySource> = sources.iter().collect();
         sorted.sort_by(|a, b| a.path.cmp(&b.path));
         let mut c = Compiler {
+            features,
             errors: Vec::new(),
             literals: Literals::default(),
             routes: Vec::new(),
@@ -211,6 +224,17 @@ impl Compiler {
                 "set `websocket: true` or remove `allowed_origins`",
             );
         }
+        if let Some(flag) = &spec.basic_header
+            && flag.value
+            && !self.features.basic_auth
+        {
+            self.err(
+                Kind::Invalid,
+                &pos(file, flag),
+                "`basic_header: true` but gateway.yaml configures no `basic_auth:`",
+                "add a `basic_auth:` section to gateway.yaml or remove `basic_header`",
+            );
+        }
         let scope = match &spec.matcher {
             Some(m) => self.scope(file, m),
             None => Some(Scope {
@@ -259,6 +283,7 @@ impl Compiler {
                 upstream,
                 websocket: spec.websocket,
                 allowed_origins,
+                basic_header: BasicHeader::from_flag(spec.basic_header.map(|flag| flag.value)),
             }),
             scope,
             deny,

@@ -7,13 +7,19 @@ use std::sync::Arc;
 
 use super::compile::PolicySource;
 use super::error::{PolicyError, PolicyErrorKind as Kind, PolicyErrors, Pos};
+use super::features::Features;
 use super::set::PolicySet;
 
 impl PolicySet {
     /// Compiles every policy file in `dir`. Zero policy files is an error.
     pub fn load_dir(dir: &Path) -> Result<PolicySet, PolicyErrors> {
+        PolicySet::load_dir_for(dir, Features::ALL)
+    }
+
+    /// Like [`load_dir`](Self::load_dir) for a gateway with only `features`.
+    pub fn load_dir_for(dir: &Path, features: Features) -> Result<PolicySet, PolicyErrors> {
         let sources = read_dir(dir)?;
-        PolicySet::compile(&sources)
+        PolicySet::compile_for(&sources, features)
     }
 }
 

@@ -25,6 +25,9 @@ pub(crate) struct RouteSpec {
     pub websocket: bool,
     #[serde(default)]
     pub allowed_origins: Vec<Spanned<String>>,
+    /// `Authorization: Basic` on this route: absent follows `basic_auth.allow_header`.
+    #[serde(default)]
+    pub basic_header: Option<Spanned<bool>>,
     #[serde(default)]
     pub rules: Vec<Spanned<RuleSpec>>,
 }

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::{PolicyErrors, PolicySet};
+use super::{Features, PolicyErrors, PolicySet};
 use crate::watch::{DirWatch, watch_dir};
 
 /// Debounce the watcher uses unless told otherwise.
@@ -48,6 +48,8 @@ struct LastError {
 /// Holds the serving [`Snapshot`] and replaces it on reload.
 pub struct PolicyStore {
     dir: Option<PathBuf>,
+    /// What the gateway offers; every reload is checked against it.
+    features: Features,
     current: ArcSwap<Snapshot>,
     generation_tx: watch::Sender<u64>,
     last_error: Mutex<LastError>,
@@ -65,19 +67,20 @@ impl std::fmt::Debug for PolicyStore {
 }
 
 impl PolicyStore {
-    /// Loads `dir` at startup; any error is fatal to the caller (all errors listed).
-    pub fn open(dir: &Path) -> Result<Arc<PolicyStore>, PolicyErrors> {
-        let set = PolicySet::load_dir(dir)?;
+    /// Loads `dir` at startup for a gateway with `features`; any error is fatal to the caller
+    /// (all errors listed). Reloads are checked against the same `features`.
+    pub fn open(dir: &Path, features: Features) -> Result<Arc<PolicyStore>, PolicyErrors> {
+        let set = PolicySet::load_dir_for(dir, features)?;
         metrics::counter!("portcullis_policy_reloads_total", "result" => "ok").increment(1);
-        Ok(Self::new(Some(dir.to_path_buf()), set))
+        Ok(Self::new(Some(dir.to_path_buf()), features, set))
     }
 
     /// A store over a fixed set (the embedded default): nothing to watch or reload.
     pub fn from_set(set: PolicySet) -> Arc<PolicyStore> {
-        Self::new(None, set)
+        Self::new(None, Features::ALL, set)
     }
 
-    fn new(dir: Option<PathBuf>, set: PolicySet) -> Arc<PolicyStore> {
+    fn new(dir: Option<PathBuf>, features: Features, set: PolicySet) -> Arc<PolicyStore> {
         let snapshot = Snapshot {
             generation: 1,
             set,
@@ -87,6 +90,7 @@ impl PolicyStore {
         let (generation_tx, _) = watch::channel(1);
         Arc::new(PolicyStore {
             dir,
+            features,
             current: ArcSwap::from_pointee(snapshot),
             generation_tx,
             last_error: Mutex::new(LastError::default()),
@@ -117,7 +121,7 @@ impl PolicyStore {
             return Ok(self.current.load().generation);
         };
         let _one_at_a_time = self.reloading.lock();
-        match PolicySet::load_dir(dir) {
+        match PolicySet::load_dir_for(dir, self.features) {
             Ok(set) => {
                 let generation = self.current.load().generation + 1;
                 self.current.store(Arc::new(Snapshot {

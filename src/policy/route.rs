@@ -72,6 +72,39 @@ pub struct Route {
     /// Allowed `Origin` values for WebSocket upgrades (`scheme://host[:port]`, lower-case);
     /// empty means same host only.
     pub allowed_origins: Vec<String>,
+    /// Whether an `Authorization: Basic` header may log in a request on this route.
+    pub basic_header: BasicHeader,
+}
+
+/// A route's `basic_header:`: may an API client log in with `Authorization: Basic` here?
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BasicHeader {
+    /// Absent: as `basic_auth.allow_header` says.
+    #[default]
+    FollowGateway,
+    /// `basic_header: true`: accepted even when `allow_header` is off.
+    Accept,
+    /// `basic_header: false`: never accepted; the request stays anonymous.
+    Refuse,
+}
+
+impl BasicHeader {
+    pub(crate) fn from_flag(flag: Option<bool>) -> Self {
+        match flag {
+            None => BasicHeader::FollowGateway,
+            Some(true) => BasicHeader::Accept,
+            Some(false) => BasicHeader::Refuse,
+        }
+    }
+
+    /// Whether the header is accepted, given the gateway-wide `allow_header`.
+    pub fn accepts(self, allow_header: bool) -> bool {
+        match self {
+            BasicHeader::FollowGateway => allow_header,
+            BasicHeader::Accept => true,
+            BasicHeader::Refuse => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +126,25 @@ mod tests {
             "builtin:other",
         ] {
             assert!(Upstream::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn basic_header_overrides_the_gateway_switch_both_ways() {
+        let cases = [
+            (None, false, false),
+            (None, true, true),
+            (Some(true), false, true),
+            (Some(true), true, true),
+            (Some(false), false, false),
+            (Some(false), true, false),
+        ];
+        for (flag, allow_header, want) in cases {
+            assert_eq!(
+                BasicHeader::from_flag(flag).accepts(allow_header),
+                want,
+                "basic_header: {flag:?}, allow_header: {allow_header}"
+            );
         }
     }
 }

@@ -13,6 +13,7 @@ use super::guard::RequestContext;
 use super::state::Shared;
 use crate::identity::Identity;
 use crate::identity::headers::{IdentityHeaderNames, identity_headers};
+use crate::policy::BasicHeader;
 use crate::session::Session;
 use crate::telemetry::{self, RequestId};
 
@@ -124,15 +125,21 @@ impl Caller {
         }
     }
 
-    /// Tries `Authorization: Basic` when basic auth allows the header. `Ok(false)`: no such
-    /// header (or not allowed), the caller stays anonymous.
+    /// Tries `Authorization: Basic` when basic auth is configured and the route accepts the
+    /// header (its `basic_header:`, else `basic_auth.allow_header`). `Ok(false)`: no such
+    /// header (or not accepted here), the caller stays anonymous.
     pub async fn try_basic_header(
         &mut self,
         shared: &Shared,
         ctx: &RequestContext,
         headers: &HeaderMap,
+        route: BasicHeader,
     ) -> Result<bool, GatewayError> {
-        let Some(basic) = shared.basic.as_ref().filter(|basic| basic.allow_header()) else {
+        let accepted = shared
+            .basic
+            .as_ref()
+            .filter(|basic| route.accepts(basic.allow_header()));
+        let Some(basic) = accepted else {
             return Ok(false);
         };
         let Some((username, password)) = basic_credentials(headers) else {

@@ -6,7 +6,8 @@
 //! 2 normalize one canonical path for matching and for the upstream, or 400
 //! 3 built-in  /healthz, /readyz, /metrics, /oauth2/*, keys: the gateway's own endpoints
 //! 4 session   open (and refresh) the session cookie → Identity, or anonymous; an
-//!             `Authorization: Basic` header is tried only when a login would be needed
+//!             `Authorization: Basic` header is tried only when a login would be needed and
+//!             the route accepts it (`basic_header:`, else `basic_auth.allow_header`)
 //! 5 decide    PolicySet::decide on one policy snapshot
 //! 6 respond   Allow → proxy or WebSocket bridge, with identity headers and capability token
 //!             Login → 302 to login (browser) or 401 JSON (API, XHR, WebSocket)
@@ -261,7 +262,8 @@ async fn pipeline(
     let mut decision = decide(shared, &snapshot.set, caller.identity(), &info);
     if decision.outcome == Outcome::Login
         && caller.identity().is_none()
-        && Box::pin(caller.try_basic_header(shared, ctx, &info.headers))
+        && let Some(route) = &decision.route
+        && Box::pin(caller.try_basic_header(shared, ctx, &info.headers, route.basic_header))
             .instrument(telemetry::request_span(&ctx.request_id))
             .await?
     {

@@ -129,17 +129,10 @@ impl Browser {
         if to_provider.status() == StatusCode::OK {
             // The login page with a choice: click the first provider's button.
             let page = to_provider.text().await.unwrap();
-            let marker = "class=\"provider\" href=\"";
-            let at = page
-                .find(marker)
-                .expect("a provider button on the login page")
-                + marker.len();
-            let link = page[at..]
-                .split('"')
+            let link = provider_links(&page)
+                .into_iter()
                 .next()
-                .unwrap()
-                .replace("&#x2f;", "/")
-                .replace("&amp;", "&");
+                .expect("a provider button on the login page");
             to_provider = self.get(&format!("{gateway}{link}"), HTML).await;
         }
         assert_eq!(to_provider.status(), StatusCode::FOUND);
@@ -158,3 +151,19 @@ impl Browser {
 }
 
 pub const HTML: &str = "text/html,application/xhtml+xml";
+
+/// The `href`s of the login page's provider buttons, HTML entities decoded.
+pub fn provider_links(html: &str) -> Vec<String> {
+    let marker = "class=\"provider\" href=\"";
+    html.split(marker)
+        .skip(1)
+        .map(|rest| {
+            rest.split('"')
+                .next()
+                .unwrap()
+                .replace("&#x2f;", "/")
+                .replace("&#x3d;", "=")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}

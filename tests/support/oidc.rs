@@ -57,34 +57,21 @@ pub fn free_port() -> u16 {
 pub struct OidcProvider {
     child: Option<Child>,
     pub port: u16,
+    redirect_uri: String,
+    access_token_ttl: u64,
 }
 
 impl OidcProvider {
     /// Starts a provider whose confidential client accepts `redirect_uri`; access tokens live
     /// `access_token_ttl` seconds.
     pub fn start(redirect_uri: &str, access_token_ttl: u64) -> OidcProvider {
-        ensure_node_modules();
-        let mut child = Command::new("node")
-            .arg(provider_dir().join("provider.js"))
-            .env("PORT", "0")
-            .env("REDIRECT_URI", redirect_uri)
-            .env("CLIENT_ID", CLIENT_ID)
-            .env("CLIENT_SECRET", CLIENT_SECRET)
-            .env("ACCESS_TOKEN_TTL", access_token_ttl.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node is needed to run tests/oidc/provider.js");
-        let port = listening_port(&mut child);
-        let provider = OidcProvider {
+        let (child, port) = spawn(0, redirect_uri, access_token_ttl);
+        OidcProvider {
             child: Some(child),
             port,
-        };
-        assert!(
-            discovery_answers(port),
-            "oidc-provider on {port} serves no discovery"
-        );
-        provider
+            redirect_uri: redirect_uri.to_owned(),
+            access_token_ttl,
+        }
     }
 
     pub fn issuer(&self) -> String {
@@ -99,12 +86,43 @@ impl OidcProvider {
         }
     }
 
+    /// Starts a stopped provider again on the same port (same issuer): a new process, so a new
+    /// signing key and no memory of earlier grants.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "the provider is still running");
+        let (child, port) = spawn(self.port, &self.redirect_uri, self.access_token_ttl);
+        assert_eq!(port, self.port);
+        self.child = Some(child);
+    }
+
     /// Rotates the provider's signing key (new `kid`) as a restart would, on the same port: all
     /// provider state (sessions, grants, tokens) is gone.
     pub fn restart(&mut self) {
         let response = post(self.port, "/__admin/rotate");
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     }
+}
+
+/// Starts `provider.js` on `port` (0: it picks one) and waits until discovery answers.
+fn spawn(port: u16, redirect_uri: &str, access_token_ttl: u64) -> (Child, u16) {
+    ensure_node_modules();
+    let mut child = Command::new("node")
+        .arg(provider_dir().join("provider.js"))
+        .env("PORT", port.to_string())
+        .env("REDIRECT_URI", redirect_uri)
+        .env("CLIENT_ID", CLIENT_ID)
+        .env("CLIENT_SECRET", CLIENT_SECRET)
+        .env("ACCESS_TOKEN_TTL", access_token_ttl.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node is needed to run tests/oidc/provider.js");
+    let port = listening_port(&mut child);
+    assert!(
+        discovery_answers(port),
+        "oidc-provider on {port} serves no discovery"
+    );
+    (child, port)
 }
 
 /// Reads the port from the provider's `listening on http://127.0.0.1:PORT` line.

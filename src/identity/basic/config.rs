@@ -12,7 +12,7 @@ use serde::Deserialize;
 /// basic_auth:
 ///   credentials_file: /etc/portcullis/users.yaml   # hot-reloaded
 ///   # master_password: ${DEMO_PASSWORD}          # demos only: any username, logs a warning
-///   allow_header: true                              # accept `Authorization: Basic` on API routes
+///   allow_header: true                              # `Authorization: Basic` on routes without `basic_header:`
 ///   max_concurrent_hashes: 2                        # default: number of CPUs
 ///   rate_limit:
 ///     max_failures: 5          # failures per window per username …
@@ -31,7 +31,8 @@ pub struct BasicAuthConfig {
     /// env var (`${ENV}` expanded by the config loader); never logged.
     #[serde(default)]
     pub master_password: Option<String>,
-    /// Accept `Authorization: Basic` headers on routes that allow it (API clients).
+    /// Accept `Authorization: Basic` headers (API clients) on routes that do not set
+    /// `basic_header:` themselves; a route's `basic_header: true | false` overrides this.
     #[serde(default)]
     pub allow_header: bool,
     #[serde(default)]

@@ -29,10 +29,22 @@ impl Inner {
         discovery
             .get(&self.http)
             .await
-            .map_err(|reason| LoginError::ProviderUnavailable {
-                provider: provider.config.name.clone(),
-                reason,
-            })
+            .map_err(|reason| unavailable_for_login(provider, reason))
+    }
+
+    /// Like [`discovered`](Self::discovered), but first makes sure the provider is up (probing
+    /// it when it has not answered lately), so a login is not sent to a dead provider on the
+    /// strength of a cached discovery document.
+    pub(super) async fn discovered_reachable(
+        &self,
+        provider: &Provider,
+        discovery: &Discovery,
+    ) -> Result<Arc<Discovered>, LoginError> {
+        discovery
+            .check_reachable(&self.http)
+            .await
+            .map_err(|reason| unavailable_for_login(provider, reason))?;
+        self.discovered(provider, discovery).await
     }
 
     /// Code exchange and identity for either protocol.
@@ -353,5 +365,12 @@ fn refresh_token_error<RE: std::error::Error + 'static>(
                 reason: "token response did not parse".into(),
             }
         }
+    }
+}
+
+fn unavailable_for_login(provider: &Provider, reason: String) -> LoginError {
+    LoginError::ProviderUnavailable {
+        provider: provider.config.name.clone(),
+        reason,
     }
 }

@@ -29,6 +29,11 @@ pub(super) struct LoginState {
 
 impl Providers {
     /// `/oauth2/start?provider=NAME&rd=PATH`: 302 to the provider's authorization endpoint.
+    ///
+    /// An OIDC provider that has not answered within [`PROVIDER_CHECK_INTERVAL`] is probed
+    /// first; if it is down this is [`LoginError::ProviderUnavailable`] (503), not a redirect.
+    ///
+    /// [`PROVIDER_CHECK_INTERVAL`]: super::PROVIDER_CHECK_INTERVAL
     pub async fn start(
         &self,
         parts: &Parts,
@@ -48,7 +53,7 @@ impl Providers {
             .map(|s| Scope::new(s.clone()));
         let (url, state, nonce) = match &provider.backend {
             Backend::Oidc(discovery) => {
-                let discovered = self.inner.discovered(provider, discovery).await?;
+                let discovered = self.inner.discovered_reachable(provider, discovery).await?;
                 let mut request = discovered
                     .client
                     .authorize_url(

@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Nothing touches the network at construction: discovery is lazy, cached and retried, so a
-//! provider that is down makes login answer 503 while existing sessions keep working.
+//! provider that is down makes login answer 503 while existing sessions keep working. A cached
+//! discovery document does not hide an outage: `start` probes a provider that has not answered
+//! within [`PROVIDER_CHECK_INTERVAL`] (one probe per burst, 2 s at most) before redirecting.
 //!
 //! How the server wires it:
 //!
@@ -53,5 +55,6 @@ mod handlers;
 mod relying_party;
 mod verify;
 
+pub use discovery::PROVIDER_CHECK_INTERVAL;
 pub use error::{IdTokenProblem, LoginError, RefreshError};
 pub use relying_party::{CALLBACK_PATH, Providers};

@@ -11,7 +11,8 @@ use super::discovery::OidcClient;
 use super::error::IdTokenProblem;
 use crate::identity::Identity;
 
-/// Allowed clock difference for `iat` (a token "from the future").
+/// Allowed clock difference with the provider, both ways: a token "from the future" (`iat`) and
+/// one that expired a moment ago (`exp`) by less than this are accepted.
 pub(crate) const CLOCK_SKEW_SECS: i64 = 60;
 
 /// Claims that describe the token rather than the user; kept out of `user.claims`.
@@ -59,9 +60,14 @@ pub(crate) fn verify_id_token(
     nonce: Option<&Nonce>,
     now: i64,
 ) -> Result<Map<String, Value>, IdTokenProblem> {
+    // openidconnect compares `exp` with this clock only; running it `CLOCK_SKEW_SECS` behind
+    // gives `exp` the same tolerance as `iat`.
+    let skewed_now = chrono::DateTime::<chrono::Utc>::from_timestamp(now - CLOCK_SKEW_SECS, 0)
+        .unwrap_or_else(chrono::Utc::now);
     let verifier = client
         .id_token_verifier()
         .set_allowed_algs(allowed_algs())
+        .set_time_fn(move || skewed_now)
         .set_issue_time_verifier_fn(move |iat| {
             if iat.timestamp() > now + CLOCK_SKEW_SECS {
                 Err(format!("{FUTURE}: issued at {}", iat.timestamp()))

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::super::{PolicyErrorKind, PolicySet, PolicySource};
+use super::super::{BasicHeader, Features, PolicyErrorKind, PolicySet, PolicySource};
 use super::try_set;
 
 #[test]
@@ -150,4 +150,66 @@ fn comment_only_files_are_empty_not_broken() {
         text: "routes:\n  - name: a\n    upstream: builtin:whoami\n".into(),
     };
     assert!(PolicySet::compile(&[ok, routes]).is_ok());
+}
+
+#[test]
+fn basic_header_takes_a_bool_and_reports_where() {
+    let route = |value: &str| {
+        format!("routes:\n  - name: a\n    upstream: builtin:whoami\n    basic_header: {value}\n")
+    };
+    for (value, want) in [
+        ("maybe", "test.yaml:4:19: invalid boolean"),
+        ("1", "test.yaml:4:19: invalid boolean"),
+        ("[true]", "test.yaml:4:19: expected string scalar"),
+        ("{ on: true }", "test.yaml:4:19: expected string scalar"),
+    ] {
+        let err = try_set(&route(value)).expect_err(value);
+        assert_eq!(err.0[0].kind, PolicyErrorKind::Yaml, "{value}: {err}");
+        let text = err.to_string();
+        assert!(text.contains(want), "{value}: want {want:?} in:\n{text}");
+    }
+    let misspelt = "routes:\n  - name: a\n    upstream: builtin:whoami\n    basic_headers: true\n";
+    let text = try_set(misspelt).expect_err("unknown key").to_string();
+    assert!(
+        text.contains("test.yaml:4:5: unknown field `basic_headers`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn basic_header_true_needs_basic_auth_in_the_gateway() {
+    let source = |value: &str| PolicySource {
+        path: PathBuf::from("api.yaml"),
+        text: format!(
+            "routes:\n  - name: api\n    upstream: builtin:whoami\n    basic_header: {value}\n"
+        ),
+    };
+    let without = Features { basic_auth: false };
+    let err = PolicySet::compile_for(&[source("true")], without).expect_err("no basic_auth");
+    assert_eq!(err.len(), 1);
+    assert_eq!(err.0[0].kind, PolicyErrorKind::Invalid);
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "api.yaml:4:19: `basic_header: true` but gateway.yaml configures no `basic_auth:`"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("hint: add a `basic_auth:` section"), "{text}");
+
+    let with = Features { basic_auth: true };
+    let accept = PolicySet::compile_for(&[source("true")], with).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        accept.routes().next().unwrap().basic_header,
+        BasicHeader::Accept
+    );
+    // Refusing the header, or not saying, asks nothing of the gateway.
+    for (value, want) in [
+        ("false", BasicHeader::Refuse),
+        ("~", BasicHeader::FollowGateway),
+    ] {
+        let set =
+            PolicySet::compile_for(&[source(value)], without).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(set.routes().next().unwrap().basic_header, want, "{value}");
+    }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::super::{Outcome, PolicyStore};
+use super::super::{Features, Outcome, PolicyStore};
 use super::req;
 
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -41,7 +41,7 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 }
 
 fn open(dir: &Path) -> (Arc<PolicyStore>, crate::watch::DirWatch) {
-    let store = PolicyStore::open(dir).unwrap_or_else(|e| panic!("{e}"));
+    let store = PolicyStore::open(dir, Features::ALL).unwrap_or_else(|e| panic!("{e}"));
     let watch = store.watch(DEBOUNCE).expect("watch");
     (store, watch)
 }
@@ -169,7 +169,7 @@ fn a_directory_that_cannot_be_read_keeps_the_last_good_set() {
     let dir = parent.path().join("policies");
     fs::create_dir(&dir).expect("mkdir");
     fs::write(dir.join("app.yaml"), policy("allow")).expect("write");
-    let store = PolicyStore::open(&dir).expect("opens");
+    let store = PolicyStore::open(&dir, Features::ALL).expect("opens");
     // Gone altogether (a volume unmounted, a directory moved away): nothing can be read.
     fs::rename(&dir, parent.path().join("moved")).expect("rename");
     let generation = store.status().generation;
@@ -186,9 +186,9 @@ fn a_directory_that_cannot_be_read_keeps_the_last_good_set() {
 #[test]
 fn startup_errors_are_fatal_and_embedded_stores_do_not_watch() {
     let dir = tempfile::tempdir().expect("tempdir");
-    assert!(PolicyStore::open(dir.path()).is_err());
+    assert!(PolicyStore::open(dir.path(), Features::ALL).is_err());
     fs::write(dir.path().join("a.yaml"), "routes: 3\n").expect("write");
-    assert!(PolicyStore::open(dir.path()).is_err());
+    assert!(PolicyStore::open(dir.path(), Features::ALL).is_err());
     let store = PolicyStore::from_set(super::super::PolicySet::embedded());
     assert_eq!(store.reload().expect("no-op"), 1);
     assert!(store.watch(DEBOUNCE).is_err());
@@ -199,7 +199,30 @@ fn startup_errors_are_fatal_and_embedded_stores_do_not_watch() {
 fn sighup_style_reload_bumps_the_generation() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::write(dir.path().join("app.yaml"), policy("allow")).expect("write");
-    let store = PolicyStore::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let store = PolicyStore::open(dir.path(), Features::ALL).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(store.reload().expect("reload"), 2);
     assert_eq!(store.status().generation, 2);
+}
+
+#[test]
+fn a_reload_asking_for_missing_basic_auth_keeps_the_last_good_set() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("app.yaml");
+    fs::write(&file, policy("allow")).expect("write");
+    let store = PolicyStore::open(dir.path(), Features { basic_auth: false })
+        .unwrap_or_else(|e| panic!("{e}"));
+    fs::write(
+        &file,
+        policy("allow").replace("    rules:", "    basic_header: true\n    rules:"),
+    )
+    .expect("write");
+    let error = store.reload().expect_err("no basic_auth in the gateway");
+    assert!(
+        error
+            .to_string()
+            .contains("app.yaml:5:19: `basic_header: true`"),
+        "{error}"
+    );
+    assert_eq!(store.status().generation, 1, "nothing swapped");
+    assert_eq!(outcome(&store, "/app/x"), Outcome::Allow);
 }

@@ -94,6 +94,7 @@ mod tests {
             upstream: Upstream::Whoami,
             websocket: true,
             allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
+            basic_header: Default::default(),
         }
     }
 

@@ -93,8 +93,8 @@ fn valid_token_yields_its_claims() {
 fn bad_tokens_are_refused_with_the_reason() {
     let cases: Vec<(&str, Value, Option<&str>, IdTokenProblem)> = vec![
         (
-            "expired",
-            with(json!({"exp": now() - 10, "iat": now() - 400})),
+            "expired beyond the skew",
+            with(json!({"exp": now() - 120, "iat": now() - 400})),
             Some("n-1"),
             IdTokenProblem::Expired,
         ),
@@ -150,6 +150,32 @@ fn bad_tokens_are_refused_with_the_reason() {
 fn small_clock_skew_on_iat_is_tolerated() {
     let token = sign(with(json!({"iat": now() + CLOCK_SKEW_SECS - 5})));
     assert!(check(&token, Some("n-1")).is_ok());
+}
+
+#[test]
+fn small_clock_skew_on_exp_is_tolerated() {
+    let cases = [
+        ("expired 30 s ago", now() - 30, Ok(())),
+        (
+            "expired just inside the skew",
+            now() - CLOCK_SKEW_SECS + 2,
+            Ok(()),
+        ),
+        (
+            "expired just past the skew",
+            now() - CLOCK_SKEW_SECS - 2,
+            Err(IdTokenProblem::Expired),
+        ),
+        (
+            "expired 120 s ago",
+            now() - 120,
+            Err(IdTokenProblem::Expired),
+        ),
+    ];
+    for (name, exp, want) in cases {
+        let token = sign(with(json!({"exp": exp, "iat": now() - 400})));
+        assert_eq!(check(&token, Some("n-1")).map(drop), want, "{name}");
+    }
 }
 
 #[test]
