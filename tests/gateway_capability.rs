@@ -104,13 +104,19 @@ async fn the_upstream_token_verifies_with_the_published_keys() {
         verifier.verify(&other, "other", Some("write")),
         Err(VerifyError::MissingRight { .. })
     ));
+    // One character of the signature block changed: well-formed, but not what the key signed.
     let mut altered = token.clone().into_bytes();
-    let at = altered.len() / 2;
+    let at = altered.len() - 10;
     altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
-    assert!(
-        verifier
-            .verify(std::str::from_utf8(&altered).unwrap(), "app", None)
-            .is_err()
+    assert_eq!(
+        verifier.verify(std::str::from_utf8(&altered).unwrap(), "app", None),
+        Err(VerifyError::BadSignature)
+    );
+    // The gateway's own token, past its TTL (default 5 minutes).
+    let later = std::time::SystemTime::now() + Duration::from_secs(5 * 60 + 1);
+    assert_eq!(
+        verifier.verify_at(&token, "app", None, later),
+        Err(VerifyError::Expired)
     );
 
     // The same check a downstream runs from the command line.
@@ -203,7 +209,10 @@ async fn keys_added_and_removed_rotate_without_a_restart() {
     let new_token = token_for(&gateway, &upstream, "/app/page").await;
     assert_ne!(new_token, old_token, "the newest key signs");
     assert!(
-        old_verifier.verify(&new_token, "app", None).is_err(),
+        matches!(
+            old_verifier.verify(&new_token, "app", None),
+            Err(VerifyError::UnknownKey { kid: Some(_) })
+        ),
         "signed by the new key"
     );
     assert!(both.verify(&new_token, "app", None).is_ok());

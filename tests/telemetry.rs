@@ -453,3 +453,276 @@ async fn login_keeping_secrets(
     secrets.keep_browser(browser);
     page
 }
+
+// ---------------------------------------------------------------------------------------------
+// The separate metrics listener, refusals without a decision, and the request id end to end.
+
+/// A gateway in front of `upstream`: `app` (`/app/**`) admits everyone, `dead` (`/dead/**`)
+/// points at a closed port; `extra` is more gateway.yaml. Nothing else has a route.
+async fn open_gateway(upstream: &Upstream, extra: &str) -> GatewayProcess {
+    let policy = format!(
+        r#"
+routes:
+  - name: app
+    match: {{ path: "/app/**" }}
+    upstream: {upstream}
+    rules:
+      - name: everyone
+        guest: true
+  - name: dead
+    match: {{ path: "/dead/**" }}
+    upstream: http://127.0.0.1:1
+    rules:
+      - name: everyone
+        guest: true
+"#,
+        upstream = upstream.url()
+    );
+    let extra = extra.to_owned();
+    tokio::task::spawn_blocking(move || GatewayProcess::start(&extra, &[("app.yaml", &policy)]))
+        .await
+        .unwrap()
+}
+
+/// `/metrics` on `addr`, parsed (panics on any deviation from the exposition format).
+async fn scrape(addr: std::net::SocketAddr) -> (String, Vec<support::metrics::Sample>) {
+    let reply = support::http::get(&format!("http://{addr}/metrics"), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"),
+        "{:?}",
+        reply.headers
+    );
+    let samples = support::metrics::parse(&reply.body);
+    (reply.body, samples)
+}
+
+fn requests(
+    samples: &[support::metrics::Sample],
+    route: &str,
+    method_class: &str,
+    outcome: &str,
+    status: &str,
+) -> Option<f64> {
+    support::metrics::value(
+        samples,
+        "portcullis_requests_total",
+        &[
+            ("route", route),
+            ("method_class", method_class),
+            ("outcome", outcome),
+            ("status", status),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_listen_on_port_0_serves_the_bound_port_and_the_main_listener_decides_metrics() {
+    let upstream = Upstream::start().await;
+    let gateway = open_gateway(&upstream, "metrics_listen: 127.0.0.1:0\n").await;
+    let metrics_addr = gateway.metrics_addr();
+    assert_ne!(
+        metrics_addr.port(),
+        0,
+        "the printed address is the bound one"
+    );
+    assert_ne!(metrics_addr, gateway.addr);
+
+    let allowed = support::http::get(&gateway.url("/app/page"), &[]).await;
+    assert_eq!(allowed.status, 200);
+
+    // On the main listener `/metrics` is no endpoint: an ordinary path, decided by the
+    // policies. No route matches it, so it is denied (fail closed) and counted as such.
+    let main =
+        support::http::get(&gateway.url("/metrics"), &[("accept", "application/json")]).await;
+    assert_eq!(main.status, 403, "{}", main.body);
+    assert!(!main.body.contains("portcullis_"), "{}", main.body);
+    assert!(
+        upstream
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|seen| seen.path_and_query != "/metrics")
+    );
+
+    let (text, samples) = scrape(metrics_addr).await;
+    assert_eq!(
+        requests(&samples, "app", "read", "allow", "200"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        requests(&samples, "-", "read", "deny", "403"),
+        Some(1.0),
+        "the main listener's /metrics was decided:\n{text}"
+    );
+    assert_eq!(
+        support::metrics::value(&samples, "portcullis_policy_generation", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    // Scrapes of the metrics listener are not requests: the counts did not move.
+    let (_, again) = scrape(metrics_addr).await;
+    assert_eq!(requests(&again, "-", "read", "deny", "403"), Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_refused_without_a_decision_are_counted_without_a_route() {
+    let upstream = Upstream::start().await;
+    let hash = portcullis::identity::basic::hash_password("alice-password").unwrap();
+    let policy = format!(
+        "routes:\n  - name: app\n    match: {{ path: \"/app/**\" }}\n    upstream: {}\n    rules:\n      - name: everyone\n        guest: true\n",
+        upstream.url()
+    );
+    // One failure locks a username for the window: the next attempt is a 429.
+    let gateway = tokio::task::spawn_blocking(move || {
+        let dir = GatewayProcess::prepare(
+            "127.0.0.1:0",
+            "basic_auth:\n  credentials_file: users.yaml\n  rate_limit: { max_failures: 1, max_failures_per_ip: 50, window_seconds: 60, max_backoff_seconds: 60 }\n",
+            &[("app.yaml", &policy)],
+        );
+        std::fs::write(
+            dir.path().join("users.yaml"),
+            format!("users:\n  alice:\n    password_hash: \"{hash}\"\n    email: alice@example.com\n"),
+        )
+        .unwrap();
+        GatewayProcess::spawn(dir, &[])
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", gateway.addr);
+
+    // A path that cannot be normalized: 400 before any route is matched.
+    let bad = support::http::get(&gateway.url("/app/a%2Fb"), &[]).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(upstream.seen.lock().unwrap().is_empty());
+
+    // The login form: a wrong password (401), then the rate limit (429).
+    let mut browser = Browser::new();
+    let page = browser
+        .get(&format!("{base}/oauth2/start?rd=/app/home"), HTML)
+        .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let at = html.find(marker).expect("a CSRF token") + marker.len();
+    let csrf = html[at..].split('"').next().unwrap().to_owned();
+    let mut statuses = Vec::new();
+    for password in ["wrong-password", "alice-password"] {
+        let response = browser
+            .http
+            .post(format!("{base}/oauth2/login"))
+            .header("cookie", browser.cookie_header())
+            .header("accept", HTML)
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("username", "alice"),
+                ("password", password),
+                ("rd", "/app/home"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status());
+    }
+    assert_eq!(
+        statuses,
+        [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS],
+        "{}",
+        gateway.logs()
+    );
+
+    let (text, samples) = scrape(gateway.addr).await;
+    for (method_class, status) in [("read", "400"), ("write", "401"), ("write", "429")] {
+        assert_eq!(
+            requests(&samples, "-", method_class, "deny", status),
+            Some(1.0),
+            "no route-less deny sample with status {status}:\n{text}"
+        );
+    }
+    // The login page itself (200) and the scrape are answers, not refusals.
+    assert!(
+        !samples.iter().any(|s| s.name == "portcullis_requests_total"
+            && s.labels.iter().any(|(k, v)| k == "status" && v == "200")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("a%2Fb"),
+        "label values are bounded: no paths"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incoming_request_id_is_kept_end_to_end_and_an_unusable_one_replaced() {
+    const ID: &str = "test-id-123";
+    let upstream = Upstream::start().await;
+    let gateway = open_gateway(&upstream, "").await;
+    let id_of =
+        |reply: &support::http::Reply| reply.headers["x-request-id"].to_str().unwrap().to_owned();
+
+    // Allowed: back to the client and on to the upstream.
+    let allowed = support::http::get(&gateway.url("/app/page"), &[("x-request-id", ID)]).await;
+    assert_eq!(allowed.status, 200);
+    assert_eq!(id_of(&allowed), ID);
+    assert_eq!(upstream.last().header("x-request-id"), Some(ID));
+
+    // Refused: on the error page and in the JSON error, as well as in the header.
+    let failed = support::http::get(
+        &gateway.url("/dead/x"),
+        &[("x-request-id", ID), ("accept", HTML)],
+    )
+    .await;
+    assert_eq!(failed.status, 502);
+    assert_eq!(id_of(&failed), ID);
+    assert!(
+        failed.body.contains(ID),
+        "the 502 page shows the id:\n{}",
+        failed.body
+    );
+    let denied = support::http::get(
+        &gateway.url("/nowhere"),
+        &[("x-request-id", ID), ("accept", "application/json")],
+    )
+    .await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(id_of(&denied), ID);
+    let body: serde_json::Value = serde_json::from_str(&denied.body).unwrap();
+    assert_eq!(body["request_id"], ID, "{body}");
+    let bad_path = support::http::get(
+        &gateway.url("/app/a%2Fb"),
+        &[("x-request-id", ID), ("accept", "application/json")],
+    )
+    .await;
+    assert_eq!(bad_path.status, 400);
+    assert_eq!(id_of(&bad_path), ID);
+
+    // Unusable ids are replaced by a fresh one, which the upstream receives too.
+    let too_long = "a".repeat(portcullis::telemetry::MAX_REQUEST_ID_LEN + 1);
+    let unusable = [
+        ("too long", too_long.as_str()),
+        ("a space", "test id"),
+        ("a tab", "test\tid"),
+    ];
+    let mut fresh = HashSet::new();
+    for (what, sent) in unusable {
+        let reply = support::http::get(&gateway.url("/app/page"), &[("x-request-id", sent)]).await;
+        assert_eq!(reply.status, 200, "{what}");
+        let id = id_of(&reply);
+        assert_ne!(id, sent, "{what}");
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{what}: {id:?}"
+        );
+        assert_eq!(
+            upstream.last().header("x-request-id"),
+            Some(id.as_str()),
+            "{what}"
+        );
+        fresh.insert(id);
+    }
+    assert_eq!(fresh.len(), unusable.len(), "each request gets its own id");
+}

@@ -156,8 +156,18 @@ pub async fn handle(
 
 /// The request metric and the decision log line, once the status is known. A non-allow line
 /// may wait for the decision log writer (see `DecisionLog::record`).
+///
+/// A request refused without a decision on record (a path that does not normalize, no host, a
+/// failed `Authorization: Basic` header, a login endpoint's 401 or 429) is counted without a
+/// route and logs no decision line; the gateway's own endpoints answering normally are not
+/// counted.
 async fn record(shared: &Shared, ctx: &RequestContext, status: u16) {
     let Some(decided) = &ctx.decided else {
+        if let Some(outcome) = refusal_outcome(status) {
+            shared
+                .meters
+                .request(None, telemetry::method_class(&ctx.method), outcome, status);
+        }
         return;
     };
     let outcome = if status >= 500 {
@@ -193,6 +203,16 @@ async fn record(shared: &Shared, ctx: &RequestContext, status: u16) {
                 status,
             })
             .await;
+    }
+}
+
+/// The `outcome` label of a request answered without a decision: `deny` for a refusal (4xx),
+/// `error` for a failure (5xx), `None` (not counted) for anything else.
+fn refusal_outcome(status: u16) -> Option<&'static str> {
+    match status {
+        400..=499 => Some("deny"),
+        500.. => Some("error"),
+        _ => None,
     }
 }
 
@@ -512,6 +532,22 @@ mod tests {
         ];
         for (value, want) in cases {
             assert_eq!(host_of(value).as_deref(), want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_without_a_decision_are_deny_or_error_and_answers_are_not_counted() {
+        let cases = [
+            (200, None),
+            (302, None),
+            (400, Some("deny")),
+            (401, Some("deny")),
+            (429, Some("deny")),
+            (502, Some("error")),
+            (503, Some("error")),
+        ];
+        for (status, want) in cases {
+            assert_eq!(refusal_outcome(status), want, "{status}");
         }
     }
 

@@ -19,7 +19,11 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Counter `{route, method_class, outcome, status}`: requests by decision outcome
-/// (`allow` | `login` | `deny` | `error`) and response status.
+/// (`allow` | `login` | `deny` | `error`) and response status. `route` is `-` when no route
+/// matched, and for requests refused without a decision on record (a path that does not
+/// normalize, a failed `Authorization: Basic` header, the login form's 401 or 429): those count
+/// as `deny` (4xx) or `error` (5xx). The gateway's own endpoints answering normally are not
+/// counted.
 pub const REQUESTS_TOTAL: &str = "portcullis_requests_total";
 /// Histogram (seconds): time to decide one request (route match, session, policy).
 pub const DECISION_DURATION_SECONDS: &str = "portcullis_decision_duration_seconds";

@@ -13,6 +13,8 @@ pub struct GatewayProcess {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Every line the gateway printed on stdout (the startup banner).
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl GatewayProcess {
@@ -73,11 +75,14 @@ impl GatewayProcess {
             }
         });
         let (tx, rx) = mpsc::channel();
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let banner = printed.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("portcullis listening on http://") {
                     let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
                 }
+                banner.lock().unwrap().push(line);
             }
         });
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
@@ -95,6 +100,29 @@ impl GatewayProcess {
             addr,
             dir,
             stderr: lines,
+            stdout: printed,
+        }
+    }
+
+    /// The address the gateway printed for its separate metrics listener
+    /// (`portcullis metrics on http://ADDR/metrics`), waiting briefly for the line.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.stdout.lock().unwrap().iter().find_map(|line| {
+                line.strip_prefix("portcullis metrics on http://")
+                    .and_then(|rest| rest.strip_suffix("/metrics"))
+                    .map(|addr| addr.parse::<SocketAddr>().unwrap())
+            });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no metrics address printed: {:?}",
+                self.stdout.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
