@@ -167,6 +167,107 @@ async fn paths_reach_the_upstream_in_one_canonical_form_or_are_rejected() {
     assert_eq!(upstream.last().path_and_query, "/app/z");
 }
 
+/// Sends `target` byte for byte (nothing normalizes it on the way) and returns the status.
+async fn raw_status(gateway: &GatewayProcess, target: &str) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+        gateway.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    response
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("{target}: not an HTTP response: {response:?}"))
+}
+
+/// Bypasses from other gateways' advisories, end to end: spellings of an admin path that look
+/// like the guest route, or that an upstream might resolve differently, sent raw by an
+/// anonymous client. Each is refused (400), sent to log in (401) or matches no route (403);
+/// none reaches the upstream.
+#[tokio::test(flavor = "multi_thread")]
+async fn bypass_spellings_never_reach_a_protected_route_as_a_guest() {
+    let upstream = Upstream::start().await;
+    let policy = format!(
+        r#"
+routes:
+  - name: public
+    match: {{ path: "/public/**" }}
+    upstream: {url}
+    rules:
+      - name: everyone
+        guest: true
+  - name: admin
+    match: {{ path: "/admin/**" }}
+    upstream: {url}
+    rules:
+      - name: logged in
+        allow: {{}}
+"#,
+        url = upstream.url()
+    );
+    let gateway =
+        tokio::task::spawn_blocking(move || GatewayProcess::start("", &[("app.yaml", &policy)]))
+            .await
+            .unwrap();
+    // The two routes work as meant.
+    assert_eq!(raw_status(&gateway, "/public/x").await, 200);
+    assert_eq!(upstream.last().path_and_query, "/public/x");
+    assert_eq!(raw_status(&gateway, "/admin/x").await, 401);
+
+    let cases = [
+        // `..` resolved before matching: it is the admin route, and needs a login.
+        ("/public/../admin/x", 401),
+        ("/public/%2e%2e/admin/x", 401),
+        ("/public/%2E%2E/admin/x", 401),
+        // An encoded separator is refused, not decoded into a path the upstream would split.
+        ("/public%2F..%2Fadmin/x", 400),
+        ("/public%2f..%2fadmin/x", 400),
+        ("/public/..%5Cadmin/x", 400),
+        // Duplicate slashes collapse.
+        ("//admin/x", 401),
+        ("/public//../admin/x", 401),
+        // Matching is case-sensitive: no route, denied (not the guest route, not admin).
+        ("/ADMIN/x", 403),
+        ("/Public/../admin/x", 401),
+        // Query and fragment never take part in matching (a fragment is dropped).
+        ("/admin/x?/public/", 401),
+        ("/admin/x?p=/public/../public/", 401),
+        ("/admin/x#/public/", 401),
+        // `;` path parameters (stripped by some upstreams before routing) are refused.
+        ("/admin;/public/x", 400),
+        ("/public/..;/admin/x", 400),
+        ("/public;/../admin/x", 400),
+        // A trailing slash is still the admin route.
+        ("/admin/x/", 401),
+        ("/admin/", 401),
+        ("/admin", 401),
+    ];
+    let before = upstream.seen.lock().unwrap().len();
+    for (target, want) in cases {
+        assert_eq!(raw_status(&gateway, target).await, want, "{target}");
+        assert_eq!(
+            upstream.seen.lock().unwrap().len(),
+            before,
+            "{target} reached the upstream: {:?}",
+            upstream.last()
+        );
+    }
+    // A fragment cannot smuggle `..` past the guest route either: it never goes upstream.
+    assert_eq!(raw_status(&gateway, "/public/x#/../../admin/x").await, 200);
+    assert_eq!(upstream.last().path_and_query, "/public/x");
+    let seen = upstream.seen.lock().unwrap();
+    assert!(
+        seen.iter()
+            .all(|seen| !seen.path_and_query.to_ascii_lowercase().contains("admin")),
+        "{seen:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn absolute_form_target_overrides_a_conflicting_host_header() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

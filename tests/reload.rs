@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -94,40 +95,202 @@ async fn every_kind_of_file_change_takes_effect() {
     }
 }
 
+/// Publishes `files` the way the kubelet updates a ConfigMap volume: into a new `..VERSION`
+/// directory, then one rename swaps the `..data` symlink onto it. Each policy file is a symlink
+/// through `..data`, made on first publish.
+fn publish(dir: &Path, version: &str, files: &[(&str, &str)]) {
+    let versioned = dir.join(format!("..{version}"));
+    std::fs::create_dir(&versioned).unwrap();
+    for (name, text) in files {
+        std::fs::write(versioned.join(name), text).unwrap();
+    }
+    let staged = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(format!("..{version}"), &staged).unwrap();
+    std::fs::rename(&staged, dir.join("..data")).unwrap();
+    for (name, _) in files {
+        if std::fs::symlink_metadata(dir.join(name)).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(name)).unwrap();
+        }
+    }
+}
+
+/// A gateway whose policy directory is a ConfigMap volume holding `files` as version `v0`.
+async fn start_configmap(files: Vec<(&'static str, String)>) -> GatewayProcess {
+    tokio::task::spawn_blocking(move || {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("policies");
+        std::fs::create_dir(&dir).unwrap();
+        let borrowed: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        publish(&dir, "v0", &borrowed);
+        std::fs::write(
+            root.path().join("gateway.yaml"),
+            "listen: 127.0.0.1:0\npolicies: policies\n",
+        )
+        .unwrap();
+        GatewayProcess::spawn(root, &[])
+    })
+    .await
+    .unwrap()
+}
+
 /// The layout a Kubernetes ConfigMap volume has: files are symlinks through `..data`, and an
 /// update swaps `..data` to a new timestamped directory in one rename.
 #[tokio::test(flavor = "multi_thread")]
 async fn configmap_symlink_swap_takes_effect() {
     let upstream = Upstream::start().await;
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("policies");
-    std::fs::create_dir(&dir).unwrap();
-    let publish = |version: &str, text: &str| {
-        let versioned = dir.join(format!("..{version}"));
-        std::fs::create_dir(&versioned).unwrap();
-        std::fs::write(versioned.join("app.yaml"), text).unwrap();
-        let staged = dir.join("..data_tmp");
-        std::os::unix::fs::symlink(format!("..{version}"), &staged).unwrap();
-        std::fs::rename(&staged, dir.join("..data")).unwrap();
-        if !dir.join("app.yaml").exists() {
-            std::os::unix::fs::symlink("..data/app.yaml", dir.join("app.yaml")).unwrap();
-        }
-    };
-    publish("2026_11_22_v1", &route(&upstream, "/app", GUEST));
-    std::fs::write(
-        root.path().join("gateway.yaml"),
-        "listen: 127.0.0.1:0\npolicies: policies\n",
-    )
-    .unwrap();
-    let gateway = tokio::task::spawn_blocking(move || GatewayProcess::spawn(root, &[]))
-        .await
-        .unwrap();
+    let gateway = start_configmap(vec![("app.yaml", route(&upstream, "/app", GUEST))]).await;
+    let dir = gateway.policy_dir();
     let app = gateway.url("/app/x");
     assert_eq!(get(&app, &[]).await.status, 200);
-    publish("2026_11_22_v2", &route(&upstream, "/app", DENY_ALL));
+    publish(
+        &dir,
+        "2026_11_22_v2",
+        &[("app.yaml", &route(&upstream, "/app", DENY_ALL))],
+    );
     eventually(&app, 403).await;
-    publish("2026_11_22_v3", &route(&upstream, "/app", GUEST));
+    publish(
+        &dir,
+        "2026_11_22_v3",
+        &[("app.yaml", &route(&upstream, "/app", GUEST))],
+    );
     eventually(&app, 200).await;
+}
+
+/// One logical change spread over two files, published in one `..data` swap, while 16
+/// connections hammer both of its paths.
+///
+/// `routes.yaml` has routes `/p` and `/q`: one open to guests, the other for logged-in users.
+/// `closed.yaml` has a global deny on the guest one. Version A opens `/p` and closes it, version
+/// B does the same with `/q`; every swap flips both files. A full set never lets an anonymous
+/// request through (one path denies, the other asks for a login); a set with one file from each
+/// version, or without `closed.yaml`, leaves a guest route open: a 200 on either path is a
+/// half-applied set.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_spanning_two_files_is_never_seen_half_applied() {
+    let upstream = Upstream::start().await;
+    let version = |open: &str, members: &str| {
+        let routes = format!(
+            "routes:\n\
+             \x20 - name: {open}\n    match: {{ path: \"/{open}/**\" }}\n    upstream: {url}\n\
+             \x20   rules:\n      - name: guests\n        guest: true\n\
+             \x20 - name: {members}\n    match: {{ path: \"/{members}/**\" }}\n    upstream: {url}\n\
+             \x20   rules:\n      - name: members\n        allow: {{}}\n",
+            url = upstream.url(),
+        );
+        let closed = format!(
+            "rules:\n  - name: closed\n    match: {{ path: \"/{open}/**\" }}\n    deny: {{}}\n"
+        );
+        vec![("closed.yaml", closed), ("routes.yaml", routes)]
+    };
+    let versions = vec![version("p", "q"), version("q", "p")];
+    let gateway = start_configmap(versions[0].clone()).await;
+    let dir = gateway.policy_dir();
+    let paths = [gateway.url("/p/x"), gateway.url("/q/x")];
+    assert_eq!(get(&paths[0], &[]).await.status, 403, "A closes /p");
+    assert_eq!(
+        get(&paths[1], &[]).await.status,
+        401,
+        "A asks for a login on /q"
+    );
+    let serving = readyz(&gateway).await["policy_generation"]
+        .as_u64()
+        .unwrap();
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for worker in 0..16 {
+        let (stop, paths) = (stop.clone(), paths.clone());
+        workers.push(tokio::spawn(async move {
+            let client = support::http::http1();
+            // (path index, status) → count; status 0 is a failed request.
+            let mut seen = std::collections::BTreeMap::<(usize, u16), u64>::new();
+            let mut i = worker;
+            while !stop.load(Ordering::Relaxed) {
+                let which = i % 2;
+                i += 1;
+                let request = http::Request::get(&paths[which])
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap();
+                let status = match client.request(request).await {
+                    Ok(response) => response.status().as_u16(),
+                    Err(_) => 0,
+                };
+                *seen.entry((which, status)).or_default() += 1;
+            }
+            seen
+        }));
+    }
+
+    // Swaps back to back for 1.5 s, each followed by removing the old version as the kubelet
+    // does. Swaps this close hold the watcher's debounced reload back, so a SIGHUP every 3 ms
+    // reloads meanwhile, at any point of a swap. (Read file by file, about one reload in a
+    // hundred mixed versions here.) The last swap publishes version A.
+    let hangups = std::thread::spawn({
+        let (stop, pid) = (stop.clone(), gateway.pid());
+        move || {
+            while !stop.load(Ordering::Relaxed) {
+                signal(pid, "HUP");
+                std::thread::sleep(Duration::from_millis(3));
+            }
+        }
+    });
+    let swaps = tokio::task::spawn_blocking({
+        let (dir, versions) = (dir.clone(), versions.clone());
+        move || {
+            let started = Instant::now();
+            let mut swap = 0;
+            while started.elapsed() < Duration::from_millis(1500) || swap % 2 == 1 {
+                swap += 1;
+                let borrowed: Vec<(&str, &str)> = versions[swap % 2]
+                    .iter()
+                    .map(|(n, t)| (*n, t.as_str()))
+                    .collect();
+                publish(&dir, &format!("v{swap}"), &borrowed);
+                std::fs::remove_dir_all(dir.join(format!("..v{}", swap - 1))).unwrap();
+            }
+            swap
+        }
+    })
+    .await
+    .unwrap();
+    // The last swap (version A) is served before the load stops.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while get(&paths[1], &[]).await.status != 401 || get(&paths[0], &[]).await.status != 403 {
+        assert!(Instant::now() < deadline, "the last version was not loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    hangups.join().unwrap();
+    let mut seen = std::collections::BTreeMap::<(usize, u16), u64>::new();
+    for worker in workers {
+        for (key, count) in worker.await.unwrap() {
+            *seen.entry(key).or_default() += count;
+        }
+    }
+
+    let ready = readyz(&gateway).await;
+    let generations = ready["policy_generation"].as_u64().unwrap() - serving;
+    assert!(
+        generations >= 10,
+        "too few reloads to mean anything: {ready}"
+    );
+    let count = |path: usize, status: u16| seen.get(&(path, status)).copied().unwrap_or(0);
+    let half_applied = count(0, 200) + count(1, 200);
+    assert_eq!(
+        half_applied, 0,
+        "{half_applied} requests were decided on a half-applied set \
+         ({generations} reloads, {swaps} swaps): {seen:?}"
+    );
+    assert!(
+        seen.keys().all(|(_, status)| matches!(status, 401 | 403)),
+        "only a full set's answers, no failure: {seen:?}"
+    );
+    for (path, url) in paths.iter().enumerate() {
+        assert!(
+            count(path, 401) > 0 && count(path, 403) > 0,
+            "both versions served on {url}: {seen:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,6 +368,26 @@ async fn broken_edits_keep_the_last_good_set_and_are_reported() {
     );
 }
 
+/// Polls `url` (`/readyz`) until its generation passes `serving` and returns a lower bound of
+/// the swap's instant: when the last poll that still saw `serving` was sent (or `since`, if none
+/// did). Closes timed from here are timed from the swap, not from the write before it.
+async fn swapped_after(url: String, serving: u64, since: Instant) -> Instant {
+    let mut old_seen = since;
+    loop {
+        let sent = Instant::now();
+        let ready: serde_json::Value = serde_json::from_str(&get(&url, &[]).await.body).unwrap();
+        if ready["policy_generation"].as_u64().unwrap() > serving {
+            return old_seen;
+        }
+        old_seen = sent;
+        assert!(
+            since.elapsed() < Duration::from_secs(3),
+            "generation {serving} still serves"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn ws_as(gateway: &GatewayProcess, user: &str) -> http::Request<()> {
     use base64::Engine as _;
     let mut request = format!("ws://{}/app/ws", gateway.addr)
@@ -263,11 +446,15 @@ async fn a_socket_whose_user_loses_access_is_closed_with_1008_and_others_keep_ec
         assert_eq!(socket.next().await.unwrap().unwrap(), Message::text("hi"));
     }
 
+    let serving = readyz(&gateway).await["policy_generation"]
+        .as_u64()
+        .unwrap();
     let edited = Instant::now();
     write_atomically(
         &gateway.policy_dir().join("app.yaml"),
         &allow("bob@example.com"),
     );
+    let swap = tokio::spawn(swapped_after(gateway.url("/readyz"), serving, edited));
     let frame = tokio::time::timeout(Duration::from_secs(3), async {
         loop {
             match alice.next().await {
@@ -281,13 +468,49 @@ async fn a_socket_whose_user_loses_access_is_closed_with_1008_and_others_keep_ec
     })
     .await
     .expect("alice's socket must be closed after the edit");
-    let closed_after = edited.elapsed();
+    let client_closed_at = Instant::now();
     assert_eq!(u16::from(frame.code), 1008);
     assert!(frame.reason.contains("access revoked"), "{}", frame.reason);
-    // Within one second of the swap (the swap itself follows the write by the debounce window).
+
+    // The upstream side of alice's bridge gets the same close.
+    let by_email = |email: &str| {
+        let closes = upstream.ws_closes.lock().unwrap();
+        closes
+            .iter()
+            .find(|close| close.upgrade.header("x-auth-request-email") == Some(email))
+            .cloned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let upstream_close = loop {
+        if let Some(close) = by_email("alice@example.com") {
+            break close;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the upstream never got a close for alice's bridge: {:?}",
+            upstream.ws_closes.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(upstream_close.code, Some(1008), "{upstream_close:?}");
+    assert_eq!(upstream_close.reason, frame.reason.as_str());
+
+    // Both sides within one second of the swap itself (not of the write).
+    let swapped = swap.await.unwrap();
+    for (side, at) in [
+        ("client", client_closed_at),
+        ("upstream", upstream_close.at),
+    ] {
+        let after_swap = at.saturating_duration_since(swapped);
+        assert!(
+            after_swap < Duration::from_secs(1),
+            "the {side} side was closed {after_swap:?} after the swap"
+        );
+    }
     assert!(
-        closed_after < Duration::from_millis(1500),
-        "closed {closed_after:?} after the write"
+        by_email("bob@example.com").is_none(),
+        "bob's bridge must stay open: {:?}",
+        upstream.ws_closes.lock().unwrap()
     );
 
     // Alice's client completes the closing handshake; the bridge leaves the registry.

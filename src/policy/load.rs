@@ -78,21 +78,66 @@ pub(crate) fn list(dir: &Path, keep: fn(&str) -> bool) -> Result<Vec<PathBuf>, P
     Ok(files)
 }
 
-/// The policy sources of `dir`.
+/// How often [`read_dir`] reads a directory that changed under it before giving up.
+const READ_ATTEMPTS: usize = 5;
+
+/// The policy sources of `dir`, all from one version of it.
+///
+/// A Kubernetes ConfigMap update writes a new `..VERSION` directory and swaps the `..data`
+/// symlink onto it; the policy files are symlinks through `..data`. Reading them one by one
+/// across a swap would mix versions (one file old, the other new: a half-applied change) or
+/// skip a file whose old target was just removed. So every file's target is resolved before
+/// and after reading: files are read from the resolved targets, and when any target, or the
+/// list of files, changed meanwhile, the directory is read again. A directory that keeps
+/// changing is an error (the last good set keeps serving; the next change reloads).
 pub(crate) fn read_dir(dir: &Path) -> Result<Vec<PolicySource>, PolicyErrors> {
-    let files = list(dir, is_policy_file)?;
-    if files.is_empty() {
+    let mut targets = resolve(list(dir, is_policy_file)?);
+    for _ in 0..READ_ATTEMPTS {
+        let read = read_targets(dir, &targets);
+        let after = resolve(list(dir, is_policy_file)?);
+        if after == targets {
+            return read;
+        }
+        targets = after;
+    }
+    Err(io_error(
+        dir,
+        format!("the policy directory changed while it was read, {READ_ATTEMPTS} times in a row"),
+        "nothing to do if an update is in progress: the next change reloads the directory",
+    ))
+}
+
+/// Each listed file with the file it resolves to (symlinks followed), `None` if it vanished.
+fn resolve(files: Vec<PathBuf>) -> Vec<(PathBuf, Option<PathBuf>)> {
+    files
+        .into_iter()
+        .map(|path| {
+            let target = std::fs::canonicalize(&path).ok();
+            (path, target)
+        })
+        .collect()
+}
+
+/// Reads every file from its resolved target; errors and sources name the listed path.
+fn read_targets(
+    dir: &Path,
+    targets: &[(PathBuf, Option<PathBuf>)],
+) -> Result<Vec<PolicySource>, PolicyErrors> {
+    if targets.is_empty() {
         return Err(io_error(
             dir,
             format!("no policy files in {}", dir.display()),
             "add a *.yaml file with `routes:` (files ending in _test.yaml and dotfiles are skipped)",
         ));
     }
-    let mut sources = Vec::with_capacity(files.len());
+    let mut sources = Vec::with_capacity(targets.len());
     let mut errors = Vec::new();
-    for path in files {
-        match std::fs::read_to_string(&path) {
-            Ok(text) => sources.push(PolicySource { path, text }),
+    for (path, target) in targets {
+        match std::fs::read_to_string(target.as_deref().unwrap_or(path)) {
+            Ok(text) => sources.push(PolicySource {
+                path: path.clone(),
+                text,
+            }),
             Err(e) => errors.push(PolicyError::new(
                 Kind::Io,
                 &Pos::file(&Arc::from(path.as_path())),

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -16,6 +16,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
@@ -37,9 +38,21 @@ impl Seen {
     }
 }
 
+/// A close frame the WebSocket echo received, with the upgrade request of its socket.
+#[derive(Clone, Debug)]
+pub struct WsClose {
+    pub upgrade: Seen,
+    /// The close code; `None` for a close frame without one.
+    pub code: Option<u16>,
+    pub reason: String,
+    pub at: Instant,
+}
+
 pub struct Upstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// Close frames received by `…/ws` sockets, in arrival order.
+    pub ws_closes: Arc<Mutex<Vec<WsClose>>>,
     /// TCP connections accepted so far.
     pub connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
@@ -66,14 +79,16 @@ impl Upstream {
     }
 
     /// Endpoints by path suffix: `…/slow?ms=N` waits N ms; `…/download?bytes=N` streams N bytes;
-    /// `…/ws` echoes WebSocket messages; anything else answers `200 upstream ok`
-    /// after reading (and counting) the whole body.
+    /// `…/ws` echoes WebSocket messages and records the close it receives in `ws_closes`;
+    /// anything else answers `200 upstream ok` after reading (and counting) the whole body.
     pub async fn start() -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let connections: Arc<AtomicUsize> = Arc::default();
+        let ws_closes: Arc<Mutex<Vec<WsClose>>> = Arc::default();
         let record = seen.clone();
+        let closes = ws_closes.clone();
         let accepted = connections.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -81,9 +96,10 @@ impl Upstream {
                     continue;
                 };
                 accepted.fetch_add(1, Ordering::SeqCst);
-                let record = record.clone();
+                let (record, closes) = (record.clone(), closes.clone());
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| handle(record.clone(), request));
+                    let service =
+                        service_fn(move |request| handle(record.clone(), closes.clone(), request));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .await;
@@ -93,6 +109,7 @@ impl Upstream {
         Upstream {
             addr,
             seen,
+            ws_closes,
             connections,
             task,
         }
@@ -101,9 +118,10 @@ impl Upstream {
 
 async fn handle(
     seen: Arc<Mutex<Vec<Seen>>>,
+    ws_closes: Arc<Mutex<Vec<WsClose>>>,
     mut request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    seen.lock().unwrap().push(Seen {
+    let this = Seen {
         path_and_query: request
             .uri()
             .path_and_query()
@@ -119,7 +137,8 @@ async fn handle(
                 )
             })
             .collect(),
-    });
+    };
+    seen.lock().unwrap().push(this.clone());
     let query_number = |request: &Request<Incoming>, key: &str| -> u64 {
         request
             .uri()
@@ -163,7 +182,13 @@ async fn handle(
                     if socket.send(message).await.is_err() {
                         break;
                     }
-                } else if message.is_close() {
+                } else if let Message::Close(frame) = message {
+                    ws_closes.lock().unwrap().push(WsClose {
+                        upgrade: this,
+                        code: frame.as_ref().map(|f| u16::from(f.code)),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                        at: Instant::now(),
+                    });
                     break;
                 }
             }
