@@ -44,10 +44,6 @@ impl Shared {
         self.config.public_url.scheme() == "https"
     }
 
-    pub fn public_host(&self) -> &str {
-        self.config.public_url.host_str().unwrap_or_default()
-    }
-
     /// Whether a request cookie is the gateway's own (session, its chunks, login state, CSRF):
     /// those never reach an upstream.
     pub fn is_gateway_cookie(&self, name: &[u8]) -> bool {
