@@ -303,10 +303,11 @@ impl Indexer for HeadersView<'_> {
         Self: 'v,
     {
         let headers: &'v http::HeaderMap = self.0;
-        let name = field(idx)?.to_ascii_lowercase();
-        match header_value(headers, &name) {
+        // `HeaderMap` folds the case of a `&str` name itself
+        let name = field(idx)?;
+        match header_value(headers, name) {
             Some(value) => Ok(CowVal::owned(CelString::from(value))),
-            None => Err(ExecutionError::no_such_key(&name)),
+            None => Err(ExecutionError::no_such_key(&name.to_ascii_lowercase())),
         }
     }
 
@@ -320,7 +321,7 @@ impl Indexer for HeadersView<'_> {
 
 impl Container for HeadersView<'_> {
     fn contains(&self, value: &dyn Val) -> Result<bool, ExecutionError> {
-        Ok(self.0.contains_key(field(value)?.to_ascii_lowercase()))
+        Ok(self.0.contains_key(field(value)?))
     }
 }
 

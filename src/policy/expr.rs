@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use cel::common::ast::{EntryExpr, Expr as Ast, IdedExpr, LiteralValue};
+use cel::common::types::CelBool;
 use cel::{Context, Env, Program, Value};
 
 use super::functions;
+use super::plan::{self, Constants};
 
 /// `user` fields CEL may read.
 pub(crate) const USER_FIELDS: [&str; 8] = [
@@ -49,7 +51,8 @@ pub(crate) struct Expr {
     /// Unique in the process: names the expression in memo keys.
     pub id: u64,
     pub source: Arc<str>,
-    program: Program,
+    /// What the interpreter runs: the parsed expression after [`plan`].
+    plan: IdedExpr,
     pub needs: Needs,
 }
 
@@ -63,10 +66,12 @@ pub(crate) struct ExprError {
     pub column: u64,
 }
 
-/// Regex literals found in every expression of a set, compiled once.
+/// Literals found in every expression of a set, compiled or evaluated once: regexes, and the
+/// constants the plans refer to.
 #[derive(Debug, Default)]
 pub(crate) struct Literals {
     pub regexes: HashMap<String, regex::Regex>,
+    pub constants: Constants,
 }
 
 /// The shared CEL environment: the standard library plus the `strings` extension. Functions
@@ -162,25 +167,47 @@ impl Expr {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let plan = plan::plan(program.expression(), &mut literals.constants).map_err(|e| {
+            let (line, column) = position(source, &program, e.id);
+            vec![ExprError {
+                message: format!("this constant does not evaluate: {}", e.message),
+                hint: "timestamps are RFC 3339 (\"2026-01-01T00:00:00Z\"), durations e.g. \"90s\", \"1h30m\"",
+                line,
+                column,
+            }]
+        })?;
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Expr {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             source: source.into(),
-            program,
+            plan,
             needs,
         })
     }
 
     pub(crate) fn execute(&self, context: &Context<'_, '_>) -> Result<bool, String> {
-        match self.program.execute(context) {
-            Ok(Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!(
-                "expression returned {:?}, not a bool",
-                other.type_of()
-            )),
+        match Value::resolve_val(&self.plan, context) {
+            Ok(value) => match value.downcast_ref::<CelBool>() {
+                Some(b) => Ok(*b.inner()),
+                None => Err(format!(
+                    "expression returned {}, not a bool",
+                    value.get_type().name()
+                )),
+            },
             Err(e) => Err(e.to_string()),
         }
     }
+}
+
+/// 1-based line and column of node `id` within the expression text.
+fn position(source: &str, program: &Program, id: u64) -> (u64, u64) {
+    let Some((start, _)) = program.source_info().offset_for(id) else {
+        return (0, 0);
+    };
+    let before: String = source.chars().take(start as usize).collect();
+    let line = before.matches('\n').count() as u64 + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+    (line, column)
 }
 
 struct Walk<'a> {
@@ -204,15 +231,8 @@ impl Walk<'_> {
         });
     }
 
-    /// 1-based line and column of node `id` within the expression text.
     fn position(&self, id: u64) -> (u64, u64) {
-        let Some((start, _)) = self.program.source_info().offset_for(id) else {
-            return (0, 0);
-        };
-        let before: String = self.source.chars().take(start as usize).collect();
-        let line = before.matches('\n').count() as u64 + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
-        (line, column)
+        position(self.source, self.program, id)
     }
 
     fn variable(&mut self, id: u64, name: &str, field: Option<&str>) {

@@ -29,6 +29,7 @@ pub(crate) fn build_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
 /// A root context carrying the environment and these functions, built once per policy set.
 pub(crate) fn root_context(literals: Arc<Literals>) -> Context<'static, 'static> {
     let mut root = Context::with_env(super::expr::env().clone());
+    literals.constants.install(&mut root);
     let regexes = literals;
     // `matches` is not an overload of the environment (cel's own is compiled out), so adding
     // it cannot fail; a failure would surface as "unknown function" at load.

@@ -19,6 +19,7 @@ mod load;
 mod memo;
 mod model;
 mod pattern;
+mod plan;
 mod reload;
 mod request;
 mod route;

@@ -6,6 +6,7 @@ mod cli;
 mod decide;
 mod errors;
 mod memo;
+mod plan;
 mod reload;
 
 use std::path::PathBuf;
