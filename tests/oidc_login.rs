@@ -547,6 +547,12 @@ async fn cached_discovery_does_not_hide_a_provider_outage_from_login() {
         "the probe is short"
     );
     assert!(down.headers().get(LOCATION).is_none());
+    assert_eq!(
+        down.headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("5")
+    );
     assert!(
         down.headers()["content-type"]
             .to_str()

@@ -134,7 +134,9 @@ fn absolute_on_allowed_host(
         return None;
     }
     let host = url.host_str()?.to_ascii_lowercase();
-    let host_port = match url.port() {
+    // `https://h/` is port 443: an entry `h:443` must match it (the URL parser drops a default
+    // port, so `https://h:443/` arrives here the same way)
+    let host_port = match url.port_or_known_default() {
         Some(port) => format!("{host}:{port}"),
         None => host.clone(),
     };
@@ -162,6 +164,8 @@ mod tests {
             "app.example.com".into(),
             ".apps.example.org".into(),
             "ports.example.com:8443".into(),
+            "tls.example.com:443".into(),
+            "plain.example.com:80".into(),
         ]
     }
 
@@ -187,6 +191,9 @@ mod tests {
                 "https://ports.example.com:8443/p",
             ),
             ("http://app.example.com/", "http://app.example.com/"),
+            ("https://tls.example.com/p", "https://tls.example.com/p"),
+            ("https://tls.example.com:443/p", "https://tls.example.com/p"),
+            ("http://plain.example.com/", "http://plain.example.com/"),
         ];
         for (rd, want) in cases {
             assert_eq!(
@@ -286,6 +293,9 @@ mod tests {
             ("ftp", "ftp://app.example.com/"),
             ("port not listed", "https://app.example.com:9999.evil.com/"),
             ("allowed host wrong port", "https://ports.example.com:9443/"),
+            ("allowed host default port", "https://ports.example.com/"),
+            ("443 entry, http's port", "http://tls.example.com/"),
+            ("80 entry, https's port", "https://plain.example.com/"),
             ("bare domain of wildcard", "https://apps.example.org/"),
             ("invalid utf8 encoding", "/%ff%fe"),
             ("unicode slash lookalike", "/\u{2215}\u{2215}evil.com"),

@@ -296,7 +296,14 @@ fn requested_redirect(shared: &Shared, parts: &Parts) -> String {
 
 fn login_error(shared: &Shared, ctx: &RequestContext, err: &LoginError) -> Response<Body> {
     tracing::warn!(error = %err, "login failed");
-    page(shared, ctx, err.status(), err.user_message())
+    let mut response = page(shared, ctx, err.status(), err.user_message());
+    if matches!(err, LoginError::ProviderUnavailable { .. }) {
+        // A failed probe is remembered for 2 s; a retry after that probes the provider again.
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    response
 }
 
 /// An error page (browser) or JSON (anything else) with `message`.
