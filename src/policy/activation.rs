@@ -25,7 +25,7 @@ use crate::identity::Identity;
 pub(crate) struct Vars<'a> {
     user: Option<&'a Identity>,
     request: &'a RequestInfo,
-    now: OnceLock<chrono::DateTime<chrono::FixedOffset>>,
+    now: OnceLock<CelTimestamp>,
 }
 
 impl<'a> Vars<'a> {
@@ -54,10 +54,9 @@ impl VariableResolver for Vars<'_> {
                 None => CowVal::owned(CelNull),
             }),
             "request" => Some(CowVal::owned(RequestView(self.request))),
-            "now" => {
-                let now = *self.now.get_or_init(|| chrono::Utc::now().fixed_offset());
-                Some(CowVal::owned(CelTimestamp::from(now)))
-            }
+            "now" => Some(CowVal::Borrowed(self.now.get_or_init(|| {
+                CelTimestamp::from(chrono::Utc::now().fixed_offset())
+            }))),
             _ => None,
         }
     }
@@ -123,6 +122,13 @@ fn field(idx: &dyn Val) -> Result<&str, ExecutionError> {
 
 fn text<'b, 'v>(s: &'v str) -> CowVal<'b, 'v> {
     CowVal::owned(CelString::from(s))
+}
+
+/// A shared `true` or `false`: no allocation.
+fn boolean<'b, 'v>(b: bool) -> CowVal<'b, 'v> {
+    static TRUE: CelBool = CelBool::TRUE;
+    static FALSE: CelBool = CelBool::FALSE;
+    CowVal::Borrowed(if b { &TRUE } else { &FALSE })
 }
 
 fn opt_text<'b, 'v>(s: Option<&'v str>) -> CowVal<'b, 'v> {
@@ -204,7 +210,7 @@ fn user_field<'b, 'v>(user: &'v Identity, name: &str) -> Result<CowVal<'b, 'v>, 
     match name {
         "sub" => Ok(text(&user.subject)),
         "email" => Ok(opt_text(user.email.as_deref())),
-        "email_verified" => Ok(CowVal::owned(CelBool::from(user.email_verified))),
+        "email_verified" => Ok(boolean(user.email_verified)),
         "domain" => Ok(match user.domain() {
             Some(d) => CowVal::owned(CelString::from(d)),
             None => CowVal::owned(CelNull),
@@ -242,7 +248,7 @@ fn request_field<'b, 'v>(
         "path" => Ok(text(&req.path)),
         "query" => Ok(text(req.query.as_deref().unwrap_or(""))),
         "headers" => Ok(CowVal::owned(HeadersView(&req.headers))),
-        "websocket" => Ok(CowVal::owned(CelBool::from(req.websocket))),
+        "websocket" => Ok(boolean(req.websocket)),
         "ip" => Ok(CowVal::owned(CelString::from(req.ip.to_string()))),
         other => Err(ExecutionError::no_such_key(other)),
     }
