@@ -29,6 +29,8 @@ const CASES: &[&str] = &[
     "request.headers[\"user-agent\"] != \"blocked\"",
     "request.headers[\"User-Agent\"] == \"bench\"",
     "request.headers[\"missing\"] == \"x\"",
+    "request.headers[\"not a name\"] == \"x\"",
+    "\"not a name\" in request.headers",
     "\"accept\" in request.headers",
     "\"Accept\" in request.headers && !(\"Nope\" in request.headers)",
     "has(request.headers.accept) && !has(request.headers.nope)",
