@@ -67,9 +67,11 @@ impl Planner<'_> {
             return self.fold(e);
         }
         let expr = match &e.expr {
-            Ast::Select(select) if !select.test => match &select.operand.expr {
+            Ast::Select(select) => match &select.operand.expr {
+                // not a presence test (`has(user.email)`): that one asks the field's parent
                 Ast::Ident(root)
-                    if (root == "user" || root == "request")
+                    if !select.test
+                        && (root == "user" || root == "request")
                         && !self.scope.iter().any(|s| s == root) =>
                 {
                     Ast::Ident(format!("{root}.{}", select.field))
@@ -80,12 +82,6 @@ impl Planner<'_> {
                     Ast::Select(select)
                 }
             },
-            // A presence test's operand is a name the interpreter resolves itself.
-            Ast::Select(select) => {
-                let mut select = select.clone();
-                select.operand = Box::new(self.rewrite(&select.operand)?);
-                Ast::Select(select)
-            }
             Ast::Call(call) => {
                 let mut call = call.clone();
                 if let Some(target) = &call.target {
