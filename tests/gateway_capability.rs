@@ -16,16 +16,21 @@ use support::upstream::Upstream;
 const BASIC_ALICE: &str = "Basic YWxpY2U6YWxpY2UtcGFzc3dvcmQ="; // alice:alice-password
 
 async fn setup() -> (Upstream, GatewayProcess) {
+    setup_with("").await
+}
+
+/// The gateway with `capability` lines added to its `capability:` section.
+async fn setup_with(capability: &'static str) -> (Upstream, GatewayProcess) {
     let upstream = Upstream::start().await;
     let hash = portcullis::identity::basic::hash_password("alice-password").unwrap();
     let policy = format!(
-        "routes:\n  - name: app\n    match: {{ path: \"/app/**\" }}\n    upstream: {up}\n    rules:\n      - name: analysts\n        allow: {{ groups: [analysts] }}\n        grants: [read, write]\n  - name: other\n    match: {{ path: \"/other/**\" }}\n    upstream: {up}\n    rules:\n      - name: analysts\n        allow: {{ groups: [analysts] }}\n        grants: [read]\n",
+        "routes:\n  - name: app\n    match: {{ path: \"/app/**\" }}\n    upstream: {up}\n    websocket: true\n    rules:\n      - name: analysts\n        allow: {{ groups: [analysts] }}\n        grants: [read, write]\n  - name: other\n    match: {{ path: \"/other/**\" }}\n    upstream: {up}\n    rules:\n      - name: analysts\n        allow: {{ groups: [analysts] }}\n        grants: [read]\n",
         up = upstream.url()
     );
     let gateway = tokio::task::spawn_blocking(move || {
         let dir = GatewayProcess::prepare(
             "127.0.0.1:0",
-            "basic_auth:\n  credentials_file: users.yaml\n  allow_header: true\ncapability:\n  keys_dir: keys\n  ttl: 300\n",
+            &format!("basic_auth:\n  credentials_file: users.yaml\n  allow_header: true\ncapability:\n  keys_dir: keys\n  ttl: 300\n{capability}"),
             &[("app.yaml", &policy)],
         );
         std::fs::write(
@@ -239,4 +244,48 @@ async fn keys_added_and_removed_rotate_without_a_restart() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_websocket_upgrade_carries_the_token_under_the_configured_header() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let (upstream, gateway) = setup_with("  header: X-App-Token\n").await;
+    let mut request = format!("ws://{}/app/ws", gateway.addr)
+        .into_client_request()
+        .unwrap();
+    for (name, value) in [
+        ("origin", format!("http://{}", gateway.addr)),
+        ("authorization", BASIC_ALICE.to_owned()),
+        ("x-app-token", "forged-by-the-client".to_owned()),
+        ("x-auth-capability", "forged-by-the-client".to_owned()),
+    ] {
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let (mut socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .unwrap_or_else(|e| panic!("upgrade refused: {e}\n{}", gateway.logs()));
+    assert_eq!(response.status(), 101);
+    socket.send(Message::text("hi")).await.unwrap();
+    assert_eq!(socket.next().await.unwrap().unwrap(), Message::text("hi"));
+
+    let upgrade = upstream.last();
+    assert_eq!(upgrade.path_and_query, "/app/ws");
+    assert_eq!(
+        upgrade.header("x-auth-capability"),
+        None,
+        "the default name is not used, and the client's header never passes"
+    );
+    let token = upgrade
+        .header("x-app-token")
+        .expect("the upgrade carries a token under the configured name")
+        .to_string();
+    assert_ne!(token, "forged-by-the-client");
+    let verifier = Verifier::from_jwks_like_json(&keys_json(&gateway).await).unwrap();
+    let claims = verifier.verify(&token, "app", Some("write")).unwrap();
+    assert_eq!(claims.sub, "alice");
+    assert_eq!(claims.rights, vec!["read", "write"]);
+    socket.close(None).await.unwrap();
 }
