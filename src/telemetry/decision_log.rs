@@ -5,7 +5,8 @@
 //! hands the line to a writer thread through a bounded queue. When the writer falls behind, an
 //! allow line is dropped and counted in `portcullis_decision_log_dropped_total{outcome}`; every
 //! other line waits, asynchronously, for room: the denied request is answered once its line is
-//! queued. See [`DecisionLog::record`] for why.
+//! queued, or after 5 s without room, when the line is dropped and counted too (a writer stuck
+//! for good). See [`DecisionLog::record`] for why.
 //!
 //! ```yaml
 //! decision_log:
@@ -23,7 +24,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::error::TrySendError;
@@ -153,7 +154,13 @@ pub struct DecisionLog {
     abandoned: AtomicU64,
     /// The writer thread's end was reported.
     writer_gone: AtomicBool,
+    /// Non-allow lines dropped after waiting [`MAX_WAIT`] for a writer that took nothing.
+    stuck: AtomicU64,
 }
+
+/// How long a deny, login or error line waits for room: a writer stuck for good (a hung disk,
+/// a stdout pipe nobody reads) then delays those answers by this much, not forever.
+const MAX_WAIT: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for DecisionLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -217,6 +224,7 @@ impl DecisionLog {
             dropped: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
             writer_gone: AtomicBool::new(false),
+            stuck: AtomicU64::new(0),
         })
     }
 
@@ -229,6 +237,7 @@ impl DecisionLog {
             dropped: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
             writer_gone: AtomicBool::new(false),
+            stuck: AtomicU64::new(0),
         }
     }
 
@@ -251,8 +260,8 @@ impl DecisionLog {
     /// flight, next to the connection and request state each already holds, while the queue
     /// never grows past its capacity. Waiters are served first come, first served, and take
     /// freed room before any allow can. A request abandoned while waiting (its client went away)
-    /// gets one last try and is then counted as dropped. The writer thread does the blocking
-    /// I/O.
+    /// gets one last try and is then counted as dropped, as is a line that found no room within
+    /// [`MAX_WAIT`]. The writer thread does the blocking I/O.
     pub async fn record(&self, record: &DecisionRecord<'_>) {
         let Some(sender) = &self.sender else { return };
         if record.outcome == DecisionOutcome::Allow && !self.keep_allow() {
@@ -292,17 +301,37 @@ impl DecisionLog {
             line: Some(text),
             outcome,
         };
-        if let Ok(permit) = sender.reserve().await
-            && let Some(line) = waiting.line.take()
-        {
-            permit.send(line);
+        match tokio::time::timeout(MAX_WAIT, sender.reserve()).await {
+            Ok(Ok(permit)) => {
+                if let Some(line) = waiting.line.take() {
+                    permit.send(line);
+                }
+            }
+            // Writer gone: `waiting` counts the line as dropped.
+            Ok(Err(_)) => {}
+            Err(_elapsed) => {
+                waiting.line = None;
+                let stuck = self.stuck.fetch_add(1, Ordering::Relaxed);
+                if stuck.is_multiple_of(1000) {
+                    tracing::error!(
+                        dropped = stuck + 1,
+                        "decision log writer took no line for {} s; dropping {} lines",
+                        MAX_WAIT.as_secs(),
+                        outcome.as_str()
+                    );
+                }
+                self.count(outcome);
+            }
         }
-        // Writer gone: `waiting` counts the line as dropped.
+    }
+
+    fn count(&self, outcome: DecisionOutcome) -> u64 {
+        metrics::counter!(DECISION_LOG_DROPPED_TOTAL, "outcome" => outcome.as_str()).increment(1);
+        self.dropped.fetch_add(1, Ordering::Relaxed)
     }
 
     fn count_drop(&self, outcome: DecisionOutcome) {
-        metrics::counter!(DECISION_LOG_DROPPED_TOTAL, "outcome" => outcome.as_str()).increment(1);
-        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
+        let dropped = self.count(outcome);
         if self.sender.as_ref().is_some_and(Sender::is_closed) {
             if !self.writer_gone.swap(true, Ordering::Relaxed) {
                 tracing::error!("decision log writer stopped; decisions are not logged");

@@ -289,8 +289,8 @@ async fn stalled_writer_loses_no_deny_and_drops_and_counts_allows() {
     }
 }
 
-#[test]
-fn deny_abandoned_while_waiting_is_counted_as_dropped() {
+#[tokio::test]
+async fn deny_abandoned_while_waiting_is_counted_as_dropped() {
     let writer = StalledWriter::default();
     let log = stalled_log(&writer);
     now(log.record(&record(DecisionOutcome::Deny, "queued-1")));
@@ -310,6 +310,32 @@ fn deny_abandoned_while_waiting_is_counted_as_dropped() {
         text.contains(r#"portcullis_decision_log_dropped_total{outcome="deny"} 1"#),
         "{text}"
     );
+
+    writer.resume();
+    drop(Arc::into_inner(log).unwrap());
+    let written: Vec<String> = writer
+        .lines()
+        .iter()
+        .map(|l| l["request_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(written, ["stuck", "queued-1", "queued-2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_writer_stuck_for_good_delays_a_deny_by_the_bound_then_drops_it() {
+    let writer = StalledWriter::default();
+    let log = stalled_log(&writer);
+    now(log.record(&record(DecisionOutcome::Deny, "queued-1")));
+    now(log.record(&record(DecisionOutcome::Deny, "queued-2")));
+
+    let started = tokio::time::Instant::now();
+    log.record(&record(DecisionOutcome::Deny, "gave-up")).await;
+    assert_eq!(
+        started.elapsed(),
+        MAX_WAIT,
+        "answered after the bound, not never"
+    );
+    assert_eq!(log.dropped(), 1);
 
     writer.resume();
     drop(Arc::into_inner(log).unwrap());
