@@ -311,14 +311,10 @@ async fn deny_abandoned_while_waiting_is_counted_as_dropped() {
         "{text}"
     );
 
-    writer.resume();
-    drop(Arc::into_inner(log).unwrap());
-    let written: Vec<String> = writer
-        .lines()
-        .iter()
-        .map(|l| l["request_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(written, ["stuck", "queued-1", "queued-2"]);
+    assert_eq!(
+        written_after_resuming(&writer, log),
+        ["stuck", "queued-1", "queued-2"]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -337,12 +333,19 @@ async fn a_writer_stuck_for_good_delays_a_deny_by_the_bound_then_drops_it() {
     );
     assert_eq!(log.dropped(), 1);
 
+    assert_eq!(
+        written_after_resuming(&writer, log),
+        ["stuck", "queued-1", "queued-2"]
+    );
+}
+
+/// The request ids the writer wrote, once resumed and the log closed.
+fn written_after_resuming(writer: &StalledWriter, log: Arc<DecisionLog>) -> Vec<String> {
     writer.resume();
     drop(Arc::into_inner(log).unwrap());
-    let written: Vec<String> = writer
+    writer
         .lines()
         .iter()
         .map(|l| l["request_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(written, ["stuck", "queued-1", "queued-2"]);
+        .collect()
 }
