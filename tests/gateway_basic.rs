@@ -3,10 +3,8 @@
 
 mod support;
 
-use std::collections::HashMap;
-
 use http::StatusCode;
-use support::browser::{Browser, HTML};
+use support::browser::{Browser, HTML, hidden_field};
 
 const JSON: &str = "application/json";
 use support::gateway::GatewayProcess;
@@ -78,12 +76,7 @@ async fn login_form(browser: &mut Browser, base: &str) -> String {
         .await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = html
-        .find(marker)
-        .expect("the login form carries a CSRF token")
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
+    hidden_field(&html, "csrf_token").expect("the login form carries a CSRF token")
 }
 
 async fn post_login(
@@ -91,28 +84,9 @@ async fn post_login(
     base: &str,
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
-    post_login_accepting(browser, base, HTML, fields).await
-}
-
-/// Posts the login form with the browser's cookies, asking for `accept`.
-async fn post_login_accepting(
-    browser: &mut Browser,
-    base: &str,
-    accept: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let form: HashMap<&str, &str> = fields.iter().copied().collect();
-    let response = browser
-        .http
-        .post(format!("{base}/oauth2/login"))
-        .header("cookie", browser.cookie_header())
-        .header("accept", accept)
-        .form(&form)
-        .send()
+    browser
+        .post_form(&format!("{base}/oauth2/login"), HTML, fields)
         .await
-        .unwrap();
-    browser.keep_cookies(response.headers());
-    response
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -410,7 +384,9 @@ async fn rate_limited_login_is_a_429_page_or_json_and_recovers() {
     }
     assert!(!html.contains("csrf_token"), "{html}");
 
-    let api = post_login_accepting(&mut browser, &setup.base, JSON, &right).await;
+    let api = browser
+        .post_form(&format!("{}/oauth2/login", setup.base), JSON, &right)
+        .await;
     let retry_after: u64 = api.headers()["retry-after"]
         .to_str()
         .unwrap()

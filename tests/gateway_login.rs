@@ -6,7 +6,7 @@ mod support;
 use std::collections::HashMap;
 
 use http::StatusCode;
-use support::browser::{Browser, HTML};
+use support::browser::{Browser, HTML, hidden_field};
 use support::gateway::GatewayProcess;
 use support::oidc::{OidcProvider, free_port};
 use support::upstream::Upstream;
@@ -318,21 +318,6 @@ async fn userinfo_subject(idp: &OidcProvider, token: &str) -> Option<String> {
     claims["sub"].as_str().map(str::to_owned)
 }
 
-/// The value of `<input ... name="NAME" value="...">` in a page, HTML entities decoded.
-fn hidden_field(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = html.find(&marker)? + marker.len();
-    let raw = html[at..].split('"').next()?;
-    Some(
-        raw.replace("&#x2f;", "/")
-            .replace("&#x27;", "'")
-            .replace("&quot;", "\"")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&"),
-    )
-}
-
 /// The `rd` the login page's provider button carries to `/oauth2/start`.
 fn provider_button_rd(base: &str, html: &str) -> String {
     let href = support::browser::provider_links(html)
@@ -473,20 +458,17 @@ async fn basic_login(browser: &mut Browser, base: &str, rd: &str) -> String {
     let (html, _) = login_page(browser, base, "/").await;
     let csrf = hidden_field(&html, "csrf_token").unwrap();
     let response = browser
-        .http
-        .post(format!("{base}/oauth2/login"))
-        .header("cookie", browser.cookie_header())
-        .header("accept", HTML)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("username", "dave"),
-            ("password", "dave-password"),
-            ("rd", rd),
-        ])
-        .send()
-        .await
-        .unwrap();
-    browser.keep_cookies(response.headers());
+        .post_form(
+            &format!("{base}/oauth2/login"),
+            HTML,
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("username", "dave"),
+                ("password", "dave-password"),
+                ("rd", rd),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::FOUND);
     response.headers()["location"].to_str().unwrap().to_owned()
 }

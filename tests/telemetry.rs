@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use http::header::{COOKIE, LOCATION};
 use http::{HeaderMap, StatusCode};
 use portcullis::session::{SessionCodec, SessionConfig};
-use support::browser::{Browser, HTML};
+use support::browser::{Browser, HTML, hidden_field};
 use support::gateway::GatewayProcess;
 use support::oidc::{CLIENT_SECRET, OidcProvider, free_port};
 use support::upstream::Upstream;
@@ -608,9 +608,7 @@ async fn requests_refused_without_a_decision_are_counted_without_a_route() {
         .await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    let marker = "name=\"csrf_token\" value=\"";
-    let at = html.find(marker).expect("a CSRF token") + marker.len();
-    let csrf = html[at..].split('"').next().unwrap().to_owned();
+    let csrf = hidden_field(&html, "csrf_token").expect("a CSRF token");
     let mut statuses = Vec::new();
     for password in ["wrong-password", "alice-password"] {
         let response = browser

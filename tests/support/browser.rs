@@ -108,6 +108,27 @@ impl Browser {
         response
     }
 
+    /// Posts `fields` as a form to `url` with this browser's cookies, asking for `accept`; no
+    /// redirect is followed.
+    pub async fn post_form(
+        &mut self,
+        url: &str,
+        accept: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let response = self
+            .http
+            .post(url)
+            .header(COOKIE, self.cookie_header())
+            .header("accept", accept)
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookies(response.headers());
+        response
+    }
+
     /// Opens `path` on the gateway as a browser would and logs in as `user` at the test
     /// provider on the way; returns the final response for `path`.
     pub async fn login_through(
@@ -166,4 +187,19 @@ pub fn provider_links(html: &str) -> Vec<String> {
                 .replace("&amp;", "&")
         })
         .collect()
+}
+
+/// The value of `<input ... name="NAME" value="...">` in a page, HTML entities decoded.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html.find(&marker)? + marker.len();
+    let raw = html[at..].split('"').next()?;
+    Some(
+        raw.replace("&#x2f;", "/")
+            .replace("&#x27;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
 }
