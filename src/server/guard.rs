@@ -279,7 +279,7 @@ async fn pipeline(
     };
     let snapshot = shared.policies.snapshot();
     ctx.generation = snapshot.generation;
-    let mut decision = decide(shared, &snapshot.set, caller.identity(), &info);
+    let (mut decision, mut decided_at) = decide(shared, &snapshot.set, caller.identity(), &info);
     if decision.outcome == Outcome::Login
         && caller.identity().is_none()
         && let Some(route) = &decision.route
@@ -287,7 +287,7 @@ async fn pipeline(
             .instrument(telemetry::request_span(&ctx.request_id))
             .await?
     {
-        decision = decide(shared, &snapshot.set, caller.identity(), &info);
+        (decision, decided_at) = decide(shared, &snapshot.set, caller.identity(), &info);
     }
     log_decision(ctx, &info, &decision);
     // Path and subject only feed the decision log: copy them only when it is on.
@@ -307,7 +307,12 @@ async fn pipeline(
 
     // 6 respond
     match decision.outcome {
-        Outcome::Allow => allow(connection, ctx, request, info, &caller, decision).await,
+        Outcome::Allow => {
+            allow(
+                connection, ctx, request, info, &caller, decision, decided_at,
+            )
+            .await
+        }
         Outcome::Login => Ok(login_required(ctx, &info)),
         Outcome::Deny => Err(GatewayError::Denied {
             reason: decision.reason.into_owned(),
@@ -315,19 +320,23 @@ async fn pipeline(
     }
 }
 
+/// The decision, timed, and the clock reading that ended it: the upstream wait is timed from
+/// that reading rather than from one of its own (a clock read costs a request about 40 ns here,
+/// and the gateway's few microseconds of header work in between are noise to an upstream).
 fn decide(
     shared: &Shared,
     set: &PolicySet,
     identity: Option<&Identity>,
     info: &RequestInfo,
-) -> Decision {
+) -> (Decision, Instant) {
     let started = Instant::now();
     let decision = set.decide(identity, info);
+    let ended = Instant::now();
     shared
         .meters
         .decision()
-        .record(started.elapsed().as_secs_f64());
-    decision
+        .record((ended - started).as_secs_f64());
+    (decision, ended)
 }
 
 async fn allow(
@@ -337,6 +346,7 @@ async fn allow(
     mut info: RequestInfo,
     caller: &Caller,
     decision: Decision,
+    decided_at: Instant,
 ) -> Result<Response<Body>, GatewayError> {
     let shared = &*connection.shared;
     let route = decision
@@ -412,11 +422,10 @@ async fn allow(
         Upstream::Http(base) => {
             let target = origin_form(request.uri(), &info.path)?;
             prepare_request(&mut request, target);
-            let started = Instant::now();
-            let result = connection.upstream.forward(base, request, started).await;
+            let result = connection.upstream.forward(base, request, decided_at).await;
             shared
                 .meters
-                .record_upstream(&route.name, started.elapsed().as_secs_f64());
+                .record_upstream(&route.name, decided_at.elapsed().as_secs_f64());
             result
         }
     }
