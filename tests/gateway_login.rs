@@ -68,6 +68,13 @@ routes:
       - name: admins only
         allow:
           groups: [admins]
+  - name: whoami
+    match: {{ path: "/whoami/**" }}
+    upstream: builtin:whoami
+    rules:
+      - name: example.com staff
+        allow:
+          domains: [example.com]
 "#,
         upstream = upstream.url()
     );
@@ -384,6 +391,24 @@ async fn passed_access_token_is_the_one_the_provider_issued() {
         !setup.gateway.logs().contains(&token),
         "the access token is never logged"
     );
+
+    // The demo upstream shows every header it got but the access token.
+    let shown = browser
+        .get(&format!("{}/whoami/", setup.base), "application/json")
+        .await;
+    assert_eq!(shown.status(), StatusCode::OK);
+    let text = shown.text().await.unwrap();
+    assert!(
+        !text.contains(&token),
+        "whoami shows the access token: {text}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let headers = &report["headers"];
+    assert_eq!(
+        headers[ACCESS_TOKEN].as_str(),
+        Some(format!("(not shown: {} bytes)", token.len()).as_str())
+    );
+    assert_eq!(headers["x-auth-request-user"].as_str(), Some("alice"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -418,7 +418,10 @@ async fn allow(
 
     *request.headers_mut() = upstream_headers;
     match &route.upstream {
-        Upstream::Whoami => Ok(Box::pin(whoami::respond(request)).await),
+        Upstream::Whoami => {
+            let access_token = &shared.identity_headers.access_token.0;
+            Ok(Box::pin(whoami::respond(request, access_token)).await)
+        }
         Upstream::Http(base) => {
             let target = origin_form(request.uri(), &info.path)?;
             prepare_request(&mut request, target);
