@@ -5,13 +5,14 @@
 //! hands the line to a writer thread through a bounded queue. When the writer falls behind, an
 //! allow line is dropped and counted in `portcullis_decision_log_dropped_total{outcome}`; every
 //! other line waits, asynchronously, for room: the denied request is answered once its line is
-//! queued, or after 5 s without room, when the line is dropped and counted too (a writer stuck
-//! for good). See [`DecisionLog::record`] for why.
+//! queued, or after `max_wait` (5 s) without room, when the line is dropped and counted too (a
+//! writer stuck for good). See [`DecisionLog::record`] for why.
 //!
 //! ```yaml
 //! decision_log:
 //!   path: /var/log/portcullis/decisions.jsonl   # omit for stdout
 //!   sample_allows: 0.1                           # keep 10% of allows; every deny is kept
+//!   max_wait: 5s                                 # longest a deny waits for a stalled writer
 //! ```
 //!
 //! A line: `{"time":"2026-11-22T13:57:00.123Z","request_id":"…","route":"panel",
@@ -50,6 +51,11 @@ pub struct DecisionLogConfig {
     /// Share of allow decisions written, 0.0–1.0. Denies, logins and errors are always written.
     #[serde(default = "default_sample")]
     pub sample_allows: f64,
+    /// Longest a deny, login or error line waits for room before it is dropped and counted; `0s`
+    /// drops it at once. A writer stuck for good (a hung disk, a stdout pipe nobody reads) then
+    /// delays those answers by this much, not forever.
+    #[serde(default = "default_max_wait", with = "humantime_serde")]
+    pub max_wait: Duration,
 }
 
 fn default_true() -> bool {
@@ -60,12 +66,17 @@ fn default_sample() -> f64 {
     1.0
 }
 
+fn default_max_wait() -> Duration {
+    Duration::from_secs(5)
+}
+
 impl Default for DecisionLogConfig {
     fn default() -> Self {
         DecisionLogConfig {
             enabled: false,
             path: None,
             sample_allows: 1.0,
+            max_wait: default_max_wait(),
         }
     }
 }
@@ -149,18 +160,15 @@ pub struct DecisionLog {
     sender: Option<Sender<String>>,
     writer: Option<JoinHandle<()>>,
     sample_allows: f64,
+    max_wait: Duration,
     dropped: AtomicU64,
     /// Non-allow lines dropped because their request was abandoned while they waited.
     abandoned: AtomicU64,
     /// The writer thread's end was reported.
     writer_gone: AtomicBool,
-    /// Non-allow lines dropped after waiting [`MAX_WAIT`] for a writer that took nothing.
+    /// Non-allow lines dropped after waiting `max_wait` for a writer that took nothing.
     stuck: AtomicU64,
 }
-
-/// How long a deny, login or error line waits for room: a writer stuck for good (a hung disk,
-/// a stdout pipe nobody reads) then delays those answers by this much, not forever.
-const MAX_WAIT: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for DecisionLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -193,14 +201,14 @@ impl DecisionLog {
             ),
             None => Box::new(io::stdout()),
         };
-        DecisionLog::with_writer(out, QUEUE_CAPACITY, config.sample_allows)
+        DecisionLog::with_writer(out, QUEUE_CAPACITY, config)
     }
 
-    /// A log writing to `out` through a queue of `capacity` lines.
+    /// A log writing to `out` through a queue of `capacity` lines (`config.path` is not read).
     fn with_writer(
         out: Box<dyn Write + Send>,
         capacity: usize,
-        sample_allows: f64,
+        config: &DecisionLogConfig,
     ) -> Result<DecisionLog, DecisionLogError> {
         let (sender, receiver) = channel(capacity);
         let writer = std::thread::Builder::new()
@@ -220,7 +228,8 @@ impl DecisionLog {
         Ok(DecisionLog {
             sender: Some(sender),
             writer: Some(writer),
-            sample_allows,
+            sample_allows: config.sample_allows,
+            max_wait: config.max_wait,
             dropped: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
             writer_gone: AtomicBool::new(false),
@@ -234,6 +243,7 @@ impl DecisionLog {
             sender: None,
             writer: None,
             sample_allows: 0.0,
+            max_wait: Duration::ZERO,
             dropped: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
             writer_gone: AtomicBool::new(false),
@@ -261,7 +271,7 @@ impl DecisionLog {
     /// never grows past its capacity. Waiters are served first come, first served, and take
     /// freed room before any allow can. A request abandoned while waiting (its client went away)
     /// gets one last try and is then counted as dropped, as is a line that found no room within
-    /// [`MAX_WAIT`]. The writer thread does the blocking I/O.
+    /// `max_wait`. The writer thread does the blocking I/O.
     pub async fn record(&self, record: &DecisionRecord<'_>) {
         let Some(sender) = &self.sender else { return };
         if record.outcome == DecisionOutcome::Allow && !self.keep_allow() {
@@ -301,7 +311,7 @@ impl DecisionLog {
             line: Some(text),
             outcome,
         };
-        match tokio::time::timeout(MAX_WAIT, sender.reserve()).await {
+        match tokio::time::timeout(self.max_wait, sender.reserve()).await {
             Ok(Ok(permit)) => {
                 if let Some(line) = waiting.line.take() {
                     permit.send(line);
@@ -315,8 +325,8 @@ impl DecisionLog {
                 if stuck.is_multiple_of(1000) {
                     tracing::error!(
                         dropped = stuck + 1,
-                        "decision log writer took no line for {} s; dropping {} lines",
-                        MAX_WAIT.as_secs(),
+                        "decision log writer took no line for {:?}; dropping {} lines",
+                        self.max_wait,
                         outcome.as_str()
                     );
                 }

@@ -72,9 +72,15 @@ impl Write for StalledWriter {
     }
 }
 
-/// A log with a two-line queue in front of a writer stuck on its first line `stuck`.
-fn stalled_log(writer: &StalledWriter) -> Arc<DecisionLog> {
-    let log = Arc::new(DecisionLog::with_writer(Box::new(writer.clone()), 2, 1.0).unwrap());
+/// A log with a two-line queue in front of a writer stuck on its first line `stuck`; denies wait
+/// `max_wait` for room.
+fn stalled_log(writer: &StalledWriter, max_wait: Duration) -> Arc<DecisionLog> {
+    let config = DecisionLogConfig {
+        enabled: true,
+        max_wait,
+        ..DecisionLogConfig::default()
+    };
+    let log = Arc::new(DecisionLog::with_writer(Box::new(writer.clone()), 2, &config).unwrap());
     now(log.record(&record(DecisionOutcome::Deny, "stuck")));
     writer.wait_until_stuck();
     log
@@ -120,6 +126,7 @@ fn config(dir: &tempfile::TempDir, sample_allows: f64) -> DecisionLogConfig {
         enabled: true,
         path: Some(dir.path().join("decisions.jsonl")),
         sample_allows,
+        max_wait: Duration::from_secs(5),
     }
 }
 
@@ -193,6 +200,10 @@ fn bad_sample_rate_and_disabled_log() {
 fn config_section_defaults() {
     let parsed: DecisionLogConfig = serde_saphyr::from_str("path: /tmp/d.jsonl\n").unwrap();
     assert!(parsed.enabled);
+    assert_eq!(parsed.max_wait, Duration::from_secs(5));
+    let parsed: DecisionLogConfig = serde_saphyr::from_str("max_wait: 250ms\n").unwrap();
+    assert_eq!(parsed.max_wait, Duration::from_millis(250));
+    assert!(serde_saphyr::from_str::<DecisionLogConfig>("max_wait: soon\n").is_err());
     assert_eq!(parsed.sample_allows, 1.0);
     assert!(!DecisionLogConfig::default().enabled);
     assert!(serde_saphyr::from_str::<DecisionLogConfig>("bogus: 1\n").is_err());
@@ -214,7 +225,7 @@ fn rfc3339_matches_known_dates() {
 #[tokio::test]
 async fn stalled_writer_loses_no_deny_and_drops_and_counts_allows() {
     let writer = StalledWriter::default();
-    let log = stalled_log(&writer);
+    let log = stalled_log(&writer, Duration::from_secs(5));
 
     // Allows past the two free places are dropped at once, and counted.
     let recorder = PrometheusBuilder::new().build_recorder();
@@ -292,7 +303,7 @@ async fn stalled_writer_loses_no_deny_and_drops_and_counts_allows() {
 #[tokio::test]
 async fn deny_abandoned_while_waiting_is_counted_as_dropped() {
     let writer = StalledWriter::default();
-    let log = stalled_log(&writer);
+    let log = stalled_log(&writer, Duration::from_secs(5));
     now(log.record(&record(DecisionOutcome::Deny, "queued-1")));
     now(log.record(&record(DecisionOutcome::Deny, "queued-2")));
 
@@ -320,7 +331,7 @@ async fn deny_abandoned_while_waiting_is_counted_as_dropped() {
 #[tokio::test(start_paused = true)]
 async fn a_writer_stuck_for_good_delays_a_deny_by_the_bound_then_drops_it() {
     let writer = StalledWriter::default();
-    let log = stalled_log(&writer);
+    let log = stalled_log(&writer, Duration::from_secs(2));
     now(log.record(&record(DecisionOutcome::Deny, "queued-1")));
     now(log.record(&record(DecisionOutcome::Deny, "queued-2")));
 
@@ -328,8 +339,8 @@ async fn a_writer_stuck_for_good_delays_a_deny_by_the_bound_then_drops_it() {
     log.record(&record(DecisionOutcome::Deny, "gave-up")).await;
     assert_eq!(
         started.elapsed(),
-        MAX_WAIT,
-        "answered after the bound, not never"
+        Duration::from_secs(2),
+        "answered after the configured bound, not never"
     );
     assert_eq!(log.dropped(), 1);
 
