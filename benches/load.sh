@@ -11,10 +11,12 @@
 #      of this HTTP stack, to tell what hyper costs from what the gateway adds
 #   6. with PGO=1, 3 and 4 again through a profile-guided build of the same source
 #      (scripts/pgo-build.sh, which trains on this script's load), served side by side
-# The targets run in ROUNDS interleaved rounds (one run of each target per round) and each figure
-# is the median over the rounds: a shared 2-core VM moves a single run by 10% to 40%, and
-# interleaving spreads a slow spell over all targets instead of landing on one.
-# Prints requests/s, p50 and p99 for each, the portcullis/nginx ratios, portcullis's peak RSS,
+# The targets run in ROUNDS interleaved rounds (one run of each target per round, every other
+# round in reverse order) and each figure is the median over the rounds: a shared 2-core VM
+# moves a single run by 10% to 40%, and interleaving spreads a slow spell over all targets
+# instead of landing on one.
+# Prints requests/s, p50 and p99 for each, the portcullis/nginx ratios (of the medians, and the
+# median and range of the ratios within each round), portcullis's peak RSS,
 # and for every target the CPU time per 1,000 requests of the server under test and the share of
 # the cores it got. The upstream and the nginx proxy are separate nginx instances so that
 # nginx's CPU time is its own, and so that every proxy's upstream leg crosses to another
@@ -266,8 +268,14 @@ declare -A cookie=([portcullis_auth]="$session" [portcullis_pgo_auth]="$session"
 for name in "${targets[@]}"; do # warm pools and caches
   "${on_load[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "cookie: ${cookie[$name]:-none=1}" "${url[$name]}" >/dev/null
 done
+# Every other round runs the targets in reverse order (A B C, C B A, ...), so that a drift of the
+# machine's speed during a run does not favour the targets that come first.
+reversed=()
+for ((i = ${#targets[@]} - 1; i >= 0; i--)); do reversed+=("${targets[i]}"); done
 for round in $(seq "$ROUNDS"); do
-  for name in "${targets[@]}"; do
+  order=("${targets[@]}")
+  [ $((round % 2)) = 0 ] && order=("${reversed[@]}")
+  for name in "${order[@]}"; do
     run "$name" "${url[$name]}" "${cookie[$name]:-none=1}"
   done
 done
@@ -293,11 +301,23 @@ for name in "${targets[@]}"; do
   printf "%-20s %12.0f %10.0f %10.0f %13s %6s   %s\n" "$name" "${median_rps[$name]}" "$(median "${p50[$name]}")" \
     "${median_p99[$name]}" "$(per_1k "$name")" "$(cpus "$name")" "$(tr ' ' '\n' <<<"${rps[$name]}" | grep . | awk '{ printf "%.0f ", $1 }')"
 done
+# figures of a target, figures of its baseline (space-separated, one per round): the median of
+# the ratios of each round, then the lowest and the highest. A round's two runs are minutes
+# apart at most, so their ratio is less moved by the machine's drift than the ratio of medians.
+paired() {
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " ");
+    for (i = 1; i <= n; i++) r[i] = x[i] / y[i];
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && r[j - 1] > r[j]; j--) { t = r[j]; r[j] = r[j - 1]; r[j - 1] = t }
+    printf "%.2fx (%.2f-%.2f)", r[int((n + 1) / 2)], r[1], r[n]
+  }'
+}
 # target, baseline: the target's requests/s, p99 and CPU per request over the baseline's.
 ratios() {
   awk -v n="$1/$2" -v a="${median_rps[$1]}" -v b="${median_rps[$2]}" -v c="${median_p99[$1]}" -v d="${median_p99[$2]}" \
-    -v e="$(per_1k "$1")" -v f="$(per_1k "$2")" \
-    'BEGIN { printf "%s: requests/s %.2fx, p99 %.2fx, CPU per request %.2fx\n", n, a / b, c / d, e / f }'
+    -v e="$(per_1k "$1")" -v f="$(per_1k "$2")" -v g="$(paired "${rps[$1]}" "${rps[$2]}")" \
+    -v h="$(paired "${p99[$1]}" "${p99[$2]}")" \
+    'BEGIN { printf "%s: requests/s %.2fx, p99 %.2fx, CPU per request %.2fx; round by round: requests/s %s, p99 %s\n", n, a / b, c / d, e / f, g, h }'
 }
 for name in "${targets[@]}"; do
   case $name in direct | nginx | nginx_cookie) continue ;; esac
