@@ -624,6 +624,42 @@ async fn same_origin_websocket_is_bridged_and_relays_every_frame_kind() {
     assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
 }
 
+/// A burst reaches the gateway many frames to a read, and a message far bigger than the bridge's
+/// 4 KiB read step spans many reads: every message must come back whole and in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_burst_and_large_messages_relay_intact_and_in_order() {
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "").await;
+    let url = format!("ws://{}/app/ws", gateway.addr);
+    let origin = format!("http://{}", gateway.addr);
+    let (socket, _) = tokio_tungstenite::connect_async(ws_request(&url, Some(&origin)))
+        .await
+        .unwrap();
+    let (mut sink, mut stream) = socket.split();
+    let message = |i: usize| {
+        let len = if i % 500 == 499 { 300 * 1024 } else { i % 97 };
+        Message::binary((0..len).map(|b| (b + i) as u8).collect::<Vec<u8>>())
+    };
+    const COUNT: usize = 2_000;
+    let sender = async {
+        for i in 0..COUNT {
+            sink.feed(message(i)).await.unwrap();
+        }
+        sink.flush().await.unwrap();
+    };
+    let receiver = async {
+        for i in 0..COUNT {
+            let echoed = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .expect("the echo arrives")
+                .unwrap()
+                .unwrap();
+            assert_eq!(echoed, message(i), "message {i}");
+        }
+    };
+    tokio::join!(sender, receiver);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cross_origin_websocket_upgrade_is_refused() {
     let upstream = Upstream::start().await;
