@@ -2,45 +2,26 @@
 //! workspaces (as groups).
 
 use serde::Deserialize;
-use url::Url;
 
 use super::Identity;
-use super::http_client::{ApiError, IdpHttpClient, api_url, same_origin};
-use super::providers::{ProviderConfig, parse_url};
+use super::http_client::{ApiError, IdpHttpClient};
+use super::providers::ProviderConfig;
+use super::rest_api::{ApiEndpoints, ListRequest, api_url};
 
 pub(crate) const SCOPES: &[&str] = &["account", "email"];
 
 const ACCEPT: &str = "application/json";
 
-/// Most pages followed per list.
-const MAX_PAGES: usize = 10;
-
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct BitbucketEndpoints {
-    pub(crate) auth_url: Url,
-    pub(crate) token_url: Url,
-    pub(crate) api_url: Url,
-}
-
-impl BitbucketEndpoints {
-    pub(crate) fn from_config(config: &ProviderConfig) -> Result<BitbucketEndpoints, String> {
-        let pick = |field: &str, over: &Option<String>, default: &str| {
-            parse_url(&config.name, field, over.as_deref().unwrap_or(default))
-        };
-        Ok(BitbucketEndpoints {
-            auth_url: pick(
-                "auth_url",
-                &config.auth_url,
-                "https://bitbucket.org/site/oauth2/authorize",
-            )?,
-            token_url: pick(
-                "token_url",
-                &config.token_url,
-                "https://bitbucket.org/site/oauth2/access_token",
-            )?,
-            api_url: pick("api_url", &config.api_url, "https://api.bitbucket.org/2.0")?,
-        })
-    }
+/// Bitbucket Cloud by default; single endpoints overridable.
+pub(crate) fn endpoints(config: &ProviderConfig) -> Result<ApiEndpoints, String> {
+    ApiEndpoints::from_config(
+        config,
+        [
+            "https://bitbucket.org/site/oauth2/authorize",
+            "https://bitbucket.org/site/oauth2/access_token",
+            "https://api.bitbucket.org/2.0",
+        ],
+    )
 }
 
 #[derive(Deserialize)]
@@ -77,7 +58,7 @@ struct Workspace {
 /// The user behind `access_token`; groups are the slugs of their workspaces.
 pub(crate) async fn fetch_identity(
     client: &IdpHttpClient,
-    endpoints: &BitbucketEndpoints,
+    endpoints: &ApiEndpoints,
     provider: &str,
     access_token: &str,
 ) -> Result<Identity, ApiError> {
@@ -85,9 +66,17 @@ pub(crate) async fn fetch_identity(
     let (user, _): (User, _) = client
         .get_json(&api_url(api, "user"), access_token, ACCEPT)
         .await?;
-    let emails: Vec<Email> = paged(client, api, "user/emails", access_token).await?;
-    let workspaces: Vec<WorkspaceAccess> =
-        paged(client, api, "user/permissions/workspaces", access_token).await?;
+    let lists = ListRequest {
+        client,
+        api,
+        token: access_token,
+        accept: ACCEPT,
+        page_size_parameter: "pagelen",
+    };
+    let emails: Vec<Email> = lists.all("user/emails", next_field_paged).await?;
+    let workspaces: Vec<WorkspaceAccess> = lists
+        .all("user/permissions/workspaces", next_field_paged)
+        .await?;
 
     let primary = emails.iter().find(|e| e.is_primary);
     let mut groups: Vec<String> = workspaces.into_iter().map(|w| w.workspace.slug).collect();
@@ -109,43 +98,27 @@ pub(crate) async fn fetch_identity(
     })
 }
 
-/// Follows the `next` field of Bitbucket's paged responses on the API's origin.
-async fn paged<T: serde::de::DeserializeOwned>(
-    client: &IdpHttpClient,
-    api: &Url,
-    path: &str,
-    token: &str,
-) -> Result<Vec<T>, ApiError> {
-    let mut url = api_url(api, path);
-    url.query_pairs_mut().append_pair("pagelen", "100");
-    let mut all = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let (page, _): (Page<T>, _) = client.get_json(&url, token, ACCEPT).await?;
-        all.extend(page.values);
-        match page.next {
-            Some(next) => url = same_origin(api, &next)?,
-            None => break,
-        }
-    }
-    Ok(all)
+/// A page is an object with the items in `values` and the next page's URL in `next`.
+fn next_field_paged<T>(page: Page<T>, _: &http::HeaderMap) -> (Vec<T>, Option<String>) {
+    (page.values, page.next)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn endpoints(fields: serde_json::Value) -> Result<BitbucketEndpoints, String> {
+    fn configured(fields: serde_json::Value) -> Result<ApiEndpoints, String> {
         let mut value = serde_json::json!({"name": "bb", "kind": "bitbucket", "client_id": "c"});
         value
             .as_object_mut()
             .unwrap()
             .extend(fields.as_object().unwrap().clone());
-        BitbucketEndpoints::from_config(&serde_json::from_value(value).unwrap())
+        endpoints(&serde_json::from_value(value).unwrap())
     }
 
     #[test]
     fn defaults_are_bitbucket_cloud() {
-        let e = endpoints(serde_json::json!({})).unwrap();
+        let e = configured(serde_json::json!({})).unwrap();
         assert_eq!(
             e.auth_url.as_str(),
             "https://bitbucket.org/site/oauth2/authorize"
@@ -161,7 +134,7 @@ mod tests {
     #[test]
     fn each_endpoint_can_be_overridden_alone() {
         let e =
-            endpoints(serde_json::json!({"api_url": "https://proxy.example.com/bb/2.0"})).unwrap();
+            configured(serde_json::json!({"api_url": "https://proxy.example.com/bb/2.0"})).unwrap();
         assert_eq!(e.api_url.as_str(), "https://proxy.example.com/bb/2.0");
         assert_eq!(
             e.auth_url.as_str(),
@@ -171,7 +144,7 @@ mod tests {
 
     #[test]
     fn plain_http_override_off_loopback_is_refused() {
-        let err = endpoints(serde_json::json!({"token_url": "http://proxy.example.com/token"}))
+        let err = configured(serde_json::json!({"token_url": "http://proxy.example.com/token"}))
             .unwrap_err();
         assert!(
             err.contains("providers.bb.token_url") && err.contains("https"),

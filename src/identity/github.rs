@@ -3,53 +3,35 @@
 //! Groups are org logins (`acme`) and teams as `org/team-slug` (`acme/platform`).
 
 use serde::Deserialize;
-use url::Url;
 
 use super::Identity;
-use super::http_client::{ApiError, IdpHttpClient, api_url, same_origin};
-use super::providers::{ProviderConfig, parse_url};
+use super::http_client::{ApiError, IdpHttpClient};
+use super::providers::ProviderConfig;
+use super::rest_api::{ApiEndpoints, ListRequest, api_url};
 
 pub(crate) const SCOPES: &[&str] = &["read:user", "user:email", "read:org"];
 
 const ACCEPT: &str = "application/vnd.github+json";
 
-/// Most pages followed per list (100 items each).
-const MAX_PAGES: usize = 10;
-
 /// github.com by default; `url` for GitHub Enterprise; single endpoints overridable.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct GithubEndpoints {
-    pub(crate) auth_url: Url,
-    pub(crate) token_url: Url,
-    pub(crate) api_url: Url,
-}
-
-impl GithubEndpoints {
-    pub(crate) fn from_config(config: &ProviderConfig) -> Result<GithubEndpoints, String> {
-        let base = config
-            .url
-            .as_deref()
-            .map(|u| u.trim_end_matches('/').to_owned());
-        let (auth, token, api) = match &base {
-            Some(base) => (
-                format!("{base}/login/oauth/authorize"),
-                format!("{base}/login/oauth/access_token"),
-                format!("{base}/api/v3"),
-            ),
-            None => (
-                "https://github.com/login/oauth/authorize".into(),
-                "https://github.com/login/oauth/access_token".into(),
-                "https://api.github.com".into(),
-            ),
-        };
-        let pick = |field: &str, over: &Option<String>, default: String| {
-            parse_url(&config.name, field, over.as_deref().unwrap_or(&default))
-        };
-        Ok(GithubEndpoints {
-            auth_url: pick("auth_url", &config.auth_url, auth)?,
-            token_url: pick("token_url", &config.token_url, token)?,
-            api_url: pick("api_url", &config.api_url, api)?,
-        })
+pub(crate) fn endpoints(config: &ProviderConfig) -> Result<ApiEndpoints, String> {
+    match config.url.as_deref().map(|u| u.trim_end_matches('/')) {
+        Some(base) => ApiEndpoints::from_config(
+            config,
+            [
+                &format!("{base}/login/oauth/authorize"),
+                &format!("{base}/login/oauth/access_token"),
+                &format!("{base}/api/v3"),
+            ],
+        ),
+        None => ApiEndpoints::from_config(
+            config,
+            [
+                "https://github.com/login/oauth/authorize",
+                "https://github.com/login/oauth/access_token",
+                "https://api.github.com",
+            ],
+        ),
     }
 }
 
@@ -81,7 +63,7 @@ struct Team {
 /// The user behind `access_token`, with groups from orgs and teams.
 pub(crate) async fn fetch_identity(
     client: &IdpHttpClient,
-    endpoints: &GithubEndpoints,
+    endpoints: &ApiEndpoints,
     provider: &str,
     access_token: &str,
 ) -> Result<Identity, ApiError> {
@@ -89,9 +71,16 @@ pub(crate) async fn fetch_identity(
     let (user, _): (User, _) = client
         .get_json(&api_url(api, "user"), access_token, ACCEPT)
         .await?;
-    let emails: Vec<Email> = paged(client, api, "user/emails", access_token).await?;
-    let orgs: Vec<Org> = paged(client, api, "user/orgs", access_token).await?;
-    let teams: Vec<Team> = paged(client, api, "user/teams", access_token).await?;
+    let lists = ListRequest {
+        client,
+        api,
+        token: access_token,
+        accept: ACCEPT,
+        page_size_parameter: "per_page",
+    };
+    let emails: Vec<Email> = lists.all("user/emails", link_paged).await?;
+    let orgs: Vec<Org> = lists.all("user/orgs", link_paged).await?;
+    let teams: Vec<Team> = lists.all("user/teams", link_paged).await?;
 
     let primary = emails.iter().find(|e| e.primary);
     let mut groups: Vec<String> = orgs.into_iter().map(|o| o.login).collect();
@@ -116,25 +105,9 @@ pub(crate) async fn fetch_identity(
     })
 }
 
-/// Follows `Link: <...>; rel="next"` on the API's origin, up to [`MAX_PAGES`].
-async fn paged<T: serde::de::DeserializeOwned>(
-    client: &IdpHttpClient,
-    api: &Url,
-    path: &str,
-    token: &str,
-) -> Result<Vec<T>, ApiError> {
-    let mut url = api_url(api, path);
-    url.query_pairs_mut().append_pair("per_page", "100");
-    let mut all = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let (page, headers): (Vec<T>, _) = client.get_json(&url, token, ACCEPT).await?;
-        all.extend(page);
-        match next_link(&headers) {
-            Some(next) => url = same_origin(api, &next)?,
-            None => break,
-        }
-    }
-    Ok(all)
+/// A page is a JSON array; the next one is named by `Link: <...>; rel="next"`.
+fn link_paged<T>(page: Vec<T>, headers: &http::HeaderMap) -> (Vec<T>, Option<String>) {
+    (page, next_link(headers))
 }
 
 /// The `rel="next"` target of a `Link` header.
@@ -181,7 +154,7 @@ mod tests {
             "name": "gh", "kind": "github", "client_id": "c"
         }))
         .unwrap();
-        let endpoints = GithubEndpoints::from_config(&config).unwrap();
+        let endpoints = endpoints(&config).unwrap();
         assert_eq!(
             endpoints.auth_url.as_str(),
             "https://github.com/login/oauth/authorize"
@@ -200,7 +173,7 @@ mod tests {
             "name": "ghe", "kind": "github", "client_id": "c", "url": "https://ghe.example.com/"
         }))
         .unwrap();
-        let endpoints = GithubEndpoints::from_config(&config).unwrap();
+        let endpoints = endpoints(&config).unwrap();
         assert_eq!(
             endpoints.auth_url.as_str(),
             "https://ghe.example.com/login/oauth/authorize"

@@ -122,24 +122,3 @@ impl IdpHttpClient {
         Ok((value, headers))
     }
 }
-
-/// Joins `path` (without a leading slash) onto an API base URL, keeping the base's path.
-pub(crate) fn api_url(base: &url::Url, path: &str) -> url::Url {
-    let mut url = base.clone();
-    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path);
-    url.set_path(&joined);
-    url
-}
-
-/// A next-page URL is followed only on the API's own origin.
-pub(crate) fn same_origin(base: &url::Url, next: &str) -> Result<url::Url, ApiError> {
-    let url =
-        url::Url::parse(next).map_err(|_| ApiError::ForeignPage("an unparsable URL".into()))?;
-    if url.origin() != base.origin() {
-        return Err(ApiError::ForeignPage(format!(
-            "the API origin for {}",
-            url.origin().ascii_serialization()
-        )));
-    }
-    Ok(url)
-}

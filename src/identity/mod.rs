@@ -8,6 +8,7 @@ pub mod http_client;
 pub mod oidc;
 pub mod providers;
 pub mod redirect;
+pub mod rest_api;
 
 use serde::{Deserialize, Serialize};
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use url::Url;
 
+use super::rest_api::ApiEndpoints;
 use super::{bitbucket, github};
 
 /// One entry of `providers:` in gateway.yaml.
@@ -119,8 +120,8 @@ pub(crate) enum Protocol {
     Oidc {
         issuer: String,
     },
-    Github(github::GithubEndpoints),
-    Bitbucket(bitbucket::BitbucketEndpoints),
+    Github(ApiEndpoints),
+    Bitbucket(ApiEndpoints),
 }
 
 /// A provider entry after validation and preset defaults.
@@ -246,7 +247,7 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
         }
         "github" => {
             scopes = github::SCOPES.to_vec();
-            match github::GithubEndpoints::from_config(config) {
+            match github::endpoints(config) {
                 Ok(endpoints) => Protocol::Github(endpoints),
                 Err(problem) => {
                     problems.push(problem);
@@ -258,7 +259,7 @@ pub(crate) fn resolve(config: &ProviderConfig) -> Result<ResolvedProvider, Confi
         }
         "bitbucket" => {
             scopes = bitbucket::SCOPES.to_vec();
-            match bitbucket::BitbucketEndpoints::from_config(config) {
+            match bitbucket::endpoints(config) {
                 Ok(endpoints) => Protocol::Bitbucket(endpoints),
                 Err(problem) => {
                     problems.push(problem);
@@ -478,7 +479,7 @@ mod tests {
             (
                 "github",
                 &[],
-                Protocol::Github(github::GithubEndpoints {
+                Protocol::Github(ApiEndpoints {
                     auth_url: url("https://github.com/login/oauth/authorize"),
                     token_url: url("https://github.com/login/oauth/access_token"),
                     api_url: url("https://api.github.com"),
@@ -489,7 +490,7 @@ mod tests {
             (
                 "bitbucket",
                 &[],
-                Protocol::Bitbucket(bitbucket::BitbucketEndpoints {
+                Protocol::Bitbucket(ApiEndpoints {
                     auth_url: url("https://bitbucket.org/site/oauth2/authorize"),
                     token_url: url("https://bitbucket.org/site/oauth2/access_token"),
                     api_url: url("https://api.bitbucket.org/2.0"),

@@ -10,13 +10,12 @@ use url::Url;
 use super::discovery::Discovery;
 use super::error::LoginError;
 use super::flight::Flights;
-use crate::identity::bitbucket;
-use crate::identity::github;
 use crate::identity::http_client::IdpHttpClient;
 use crate::identity::providers::{
     ConfigError, Protocol, ProviderConfig, ResolvedProvider, resolve,
 };
 use crate::identity::redirect::safe_redirect;
+use crate::identity::rest_api::ApiEndpoints;
 
 /// Path of the callback under the public URL; register `PUBLIC_URL/oauth2/callback` at the IdP.
 pub const CALLBACK_PATH: &str = "/oauth2/callback";
@@ -58,8 +57,8 @@ pub(super) enum Backend {
 }
 
 pub(super) enum Api {
-    Github(github::GithubEndpoints),
-    Bitbucket(bitbucket::BitbucketEndpoints),
+    Github(ApiEndpoints),
+    Bitbucket(ApiEndpoints),
 }
 
 impl std::fmt::Debug for Providers {
