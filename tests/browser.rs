@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use portcullis::capability::{CapabilityConfig, KeyRing, KeyStore, Minter};
 use portcullis::identity::Identity;
 use serde_json::{Value, json};
-use support::gateway::{GatewayProcess, write_atomically};
+use support::gateway::{GatewayProcess, keygen, write_atomically};
 use support::oidc::{CLIENT_SECRET, OidcProvider, free_port};
 use support::panel::{PanelOptions, PanelProcess};
 
@@ -428,16 +428,7 @@ fn panel_scene(artifacts: &Path) -> PanelScene {
         ),
     )
     .unwrap();
-    let keygen = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("keygen")
-        .arg(dir.path().join("keys"))
-        .output()
-        .unwrap();
-    assert!(
-        keygen.status.success(),
-        "{}",
-        String::from_utf8_lossy(&keygen.stderr)
-    );
+    keygen(&dir.path().join("keys"));
     let issuer = idp.issuer();
     let gateway = GatewayProcess::spawn(
         dir,

@@ -7,7 +7,7 @@ use http::StatusCode;
 use support::browser::{Browser, HTML, hidden_field};
 
 const JSON: &str = "application/json";
-use support::gateway::GatewayProcess;
+use support::gateway::{GatewayProcess, refused_startup_stderr};
 use support::upstream::Upstream;
 
 struct Setup {
@@ -295,25 +295,10 @@ async fn basic_header_true_accepts_the_header_where_the_gateway_does_not() {
 
 #[test]
 fn basic_header_true_without_basic_auth_stops_the_gateway_at_startup() {
-    let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    std::fs::write(
-        policies.join("api.yaml"),
+    let stderr = refused_startup_stderr(&[(
+        "api.yaml",
         "routes:\n  - name: api\n    upstream: builtin:whoami\n    basic_header: true\n    rules: []\n",
-    )
-    .unwrap();
-    let config = dir.path().join("gateway.yaml");
-    std::fs::write(&config, "listen: 127.0.0.1:0\npolicies: policies\n").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!stdout.contains("listening"), "{stdout}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    )]);
     assert!(
         stderr.contains(
             "api.yaml:4:19: `basic_header: true` but gateway.yaml configures no `basic_auth:`"

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use portcullis::verify::{Verifier, VerifyError};
-use support::gateway::GatewayProcess;
+use support::gateway::{GatewayProcess, keygen};
 use support::http::get;
 use support::upstream::Upstream;
 
@@ -44,19 +44,6 @@ async fn setup_with(capability: &'static str) -> (Upstream, GatewayProcess) {
     .await
     .unwrap();
     (upstream, gateway)
-}
-
-fn keygen(dir: &Path) {
-    let status = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("keygen")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
 }
 
 async fn token_for(gateway: &GatewayProcess, upstream: &Upstream, path: &str) -> String {

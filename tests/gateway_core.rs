@@ -12,49 +12,25 @@ use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::Request;
 use hyper::body::Frame;
-use support::gateway::GatewayProcess;
+use support::gateway::{GatewayProcess, refused_startup_stderr, serve_until_exit};
 use support::http::{self, get};
+use support::policy::{self, EVERYONE};
 use support::upstream::Upstream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 fn guest_app(upstream: &Upstream) -> String {
-    format!(
-        r#"
-routes:
-  - name: app
-    match: {{ path: "/app/**" }}
-    upstream: {upstream}
-    websocket: true
-    rules:
-      - name: everyone
-        guest: true
-  - name: plain
-    match: {{ path: "/plain/**" }}
-    upstream: {upstream}
-    rules:
-      - name: everyone
-        guest: true
-  - name: dead
-    match: {{ path: "/dead/**" }}
-    upstream: http://127.0.0.1:1
-    rules:
-      - name: everyone
-        guest: true
-"#,
-        upstream = upstream.url()
-    )
+    let url = upstream.url();
+    policy::routes(&[
+        policy::websocket_route("app", "/app/**", &url, EVERYONE),
+        policy::route("plain", "/plain/**", &url, EVERYONE),
+        policy::dead_route(),
+    ])
 }
 
 async fn start(upstream: &Upstream, extra_config: &str) -> GatewayProcess {
-    let policy = guest_app(upstream);
-    tokio::task::spawn_blocking({
-        let extra = extra_config.to_string();
-        move || GatewayProcess::start(&extra, &[("app.yaml", &policy)])
-    })
-    .await
-    .unwrap()
+    GatewayProcess::start_async(extra_config, &[("app.yaml", &guest_app(upstream))]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -192,28 +168,13 @@ async fn raw_status(gateway: &GatewayProcess, target: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread")]
 async fn bypass_spellings_never_reach_a_protected_route_as_a_guest() {
     let upstream = Upstream::start().await;
-    let policy = format!(
-        r#"
-routes:
-  - name: public
-    match: {{ path: "/public/**" }}
-    upstream: {url}
-    rules:
-      - name: everyone
-        guest: true
-  - name: admin
-    match: {{ path: "/admin/**" }}
-    upstream: {url}
-    rules:
-      - name: logged in
-        allow: {{}}
-"#,
-        url = upstream.url()
-    );
-    let gateway =
-        tokio::task::spawn_blocking(move || GatewayProcess::start("", &[("app.yaml", &policy)]))
-            .await
-            .unwrap();
+    let url = upstream.url();
+    let logged_in = "      - name: logged in\n        allow: {}\n";
+    let policy = policy::routes(&[
+        policy::route("public", "/public/**", &url, EVERYONE),
+        policy::route("admin", "/admin/**", &url, logged_in),
+    ]);
+    let gateway = GatewayProcess::start_async("", &[("app.yaml", &policy)]).await;
     // The two routes work as meant.
     assert_eq!(raw_status(&gateway, "/public/x").await, 200);
     assert_eq!(upstream.last().path_and_query, "/public/x");
@@ -491,13 +452,8 @@ async fn raw_upstream(body: &'static str, after: AfterAnswer) -> (String, Arc<At
 
 /// A gateway whose one guest route sends everything to `upstream`.
 async fn gateway_in_front_of(upstream: &str, config: &str) -> GatewayProcess {
-    let policy = format!(
-        "routes:\n  - name: app\n    match: {{ path: \"/**\" }}\n    upstream: {upstream}\n    rules:\n      - name: everyone\n        guest: true\n"
-    );
-    let config = config.to_string();
-    tokio::task::spawn_blocking(move || GatewayProcess::start(&config, &[("app.yaml", &policy)]))
-        .await
-        .unwrap()
+    let policy = policy::routes(&[policy::route("app", "/**", upstream, EVERYONE)]);
+    GatewayProcess::start_async(config, &[("app.yaml", &policy)]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -733,11 +689,7 @@ fn config_errors_are_all_reported_with_file_and_line_and_the_process_exits_non_z
         "listen: nonsense\npublic_url: ftp://x\npolicies: /missing/dir\n",
     )
     .unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = serve_until_exit(&path);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     for line in [":1:", ":2:", ":3:"] {
@@ -750,39 +702,21 @@ fn config_errors_are_all_reported_with_file_and_line_and_the_process_exits_non_z
 
 #[test]
 fn policy_errors_at_startup_are_all_listed_and_the_process_exits_before_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
     // Three files, three kinds of error: bad CEL, an unknown key, and a route name used twice.
-    std::fs::write(
-        policies.join("a.yaml"),
-        "routes:\n  - name: app\n    match: { path: /app/** }\n    upstream: builtin:whoami\n    rules:\n      - name: broken\n        allow: { when: 'user.email ==' }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        policies.join("b.yaml"),
-        "routes:\n  - name: other\n    match: { path: /other/** }\n    upstream: builtin:whoami\n    colour: blue\n    rules: []\n",
-    )
-    .unwrap();
-    std::fs::write(
-        policies.join("c.yaml"),
-        "routes:\n  - name: app\n    match: { path: /again/** }\n    upstream: builtin:whoami\n    rules: []\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("gateway.yaml"),
-        "listen: 127.0.0.1:0\npolicies: policies\n",
-    )
-    .unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--config"])
-        .arg(dir.path().join("gateway.yaml"))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!stdout.contains("listening"), "it must not serve: {stdout}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_startup_stderr(&[
+        (
+            "a.yaml",
+            "routes:\n  - name: app\n    match: { path: /app/** }\n    upstream: builtin:whoami\n    rules:\n      - name: broken\n        allow: { when: 'user.email ==' }\n",
+        ),
+        (
+            "b.yaml",
+            "routes:\n  - name: other\n    match: { path: /other/** }\n    upstream: builtin:whoami\n    colour: blue\n    rules: []\n",
+        ),
+        (
+            "c.yaml",
+            "routes:\n  - name: app\n    match: { path: /again/** }\n    upstream: builtin:whoami\n    rules: []\n",
+        ),
+    ]);
     for located in ["a.yaml:7:", "b.yaml:5:", "c.yaml:2:"] {
         assert!(stderr.contains(located), "missing {located} in:\n{stderr}");
     }

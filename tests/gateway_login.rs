@@ -6,9 +6,9 @@ mod support;
 use std::collections::HashMap;
 
 use http::StatusCode;
-use support::browser::{Browser, HTML, hidden_field};
+use support::browser::{Browser, HTML, SESSION_COOKIE, hidden_field, is_html};
 use support::gateway::GatewayProcess;
-use support::oidc::{OidcProvider, free_port};
+use support::oidc::{OidcProvider, start_provider_and_gateway};
 use support::upstream::Upstream;
 
 const SESSION_SECRET: &str = "gateway-login-test-secret-0123456789abcdef";
@@ -46,9 +46,6 @@ impl Default for Options {
 
 async fn setup_with(options: Options) -> Setup {
     let upstream = Upstream::start().await;
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let redirect_uri = format!("{base}/oauth2/callback");
     let policy = format!(
         r#"
 routes:
@@ -78,8 +75,8 @@ routes:
 "#,
         upstream = upstream.url()
     );
-    let (idp, gateway) = tokio::task::spawn_blocking(move || {
-        let idp = OidcProvider::start(&redirect_uri, options.access_token_ttl);
+    let ttl = options.access_token_ttl;
+    let (idp, gateway, base) = start_provider_and_gateway(ttl, move |idp, port| {
         let mut config = idp.gateway_config(port, SESSION_SECRET);
         config.push_str(options.extra_config);
         let dir = GatewayProcess::prepare(
@@ -94,11 +91,9 @@ routes:
             );
             std::fs::write(dir.path().join("users.yaml"), users).unwrap();
         }
-        let gateway = GatewayProcess::spawn(dir, &[]);
-        (idp, gateway)
+        GatewayProcess::spawn(dir, &[])
     })
-    .await
-    .unwrap();
+    .await;
     Setup {
         idp,
         upstream,
@@ -107,12 +102,16 @@ routes:
     }
 }
 
+/// A new browser in which `user` has logged in on the way to `/app/page`, and that page.
+async fn logged_in(setup: &Setup, user: &str) -> (Browser, reqwest::Response) {
+    let mut browser = Browser::new();
+    let page = browser.login_through(&setup.base, "/app/page", user).await;
+    (browser, page)
+}
+
 /// A browser in which alice has logged in and reached `/app/page`.
 async fn alice_logged_in(setup: &Setup) -> Browser {
-    let mut browser = Browser::new();
-    let page = browser
-        .login_through(&setup.base, "/app/page", "alice")
-        .await;
+    let (browser, page) = logged_in(setup, "alice").await;
     assert_eq!(page.status(), StatusCode::OK, "{}", setup.gateway.logs());
     browser
 }
@@ -120,11 +119,7 @@ async fn alice_logged_in(setup: &Setup) -> Browser {
 #[tokio::test(flavor = "multi_thread")]
 async fn allowed_user_logs_in_and_the_upstream_learns_who_it_is() {
     let setup = setup().await;
-    let mut browser = Browser::new();
-    let page = browser
-        .login_through(&setup.base, "/app/page", "alice")
-        .await;
-    assert_eq!(page.status(), StatusCode::OK, "{}", setup.gateway.logs());
+    let mut browser = alice_logged_in(&setup).await;
 
     let seen = setup.upstream.last();
     assert_eq!(
@@ -163,15 +158,9 @@ async fn allowed_user_logs_in_and_the_upstream_learns_who_it_is() {
 #[tokio::test(flavor = "multi_thread")]
 async fn user_from_another_domain_gets_the_403_page() {
     let setup = setup().await;
-    let mut browser = Browser::new();
-    let page = browser.login_through(&setup.base, "/app/page", "bob").await;
+    let (_browser, page) = logged_in(&setup, "bob").await;
     assert_eq!(page.status(), StatusCode::FORBIDDEN);
-    assert!(
-        page.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(is_html(&page));
     let body = page.text().await.unwrap();
     assert!(body.contains("403"), "{body}");
 }
@@ -179,10 +168,7 @@ async fn user_from_another_domain_gets_the_403_page() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unverified_email_never_matches_a_domain_rule() {
     let setup = setup().await;
-    let mut browser = Browser::new();
-    let page = browser
-        .login_through(&setup.base, "/app/page", "carol")
-        .await;
+    let (_browser, page) = logged_in(&setup, "carol").await;
     assert_eq!(page.status(), StatusCode::FORBIDDEN);
 }
 
@@ -210,26 +196,23 @@ async fn api_calls_and_websockets_without_a_session_get_401_with_the_login_url()
 async fn tampered_session_cookie_is_no_session() {
     let setup = setup().await;
     let mut browser = alice_logged_in(&setup).await;
-    let sealed = browser
-        .jar
-        .get("_portcullis")
-        .cloned()
-        .expect("session cookie");
+    let sealed = browser.session_cookie();
     let mut tampered = sealed.clone().into_bytes();
     let middle = tampered.len() / 2;
     tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
     browser
         .jar
-        .insert("_portcullis".into(), String::from_utf8(tampered).unwrap());
+        .insert(SESSION_COOKIE.into(), String::from_utf8(tampered).unwrap());
     let page = browser.get(&format!("{}/app/page", setup.base), HTML).await;
     assert_eq!(
         page.status(),
         StatusCode::FOUND,
         "a tampered cookie must send the user to log in"
     );
-    browser
-        .jar
-        .insert("_portcullis".into(), sealed[..sealed.len() / 2].to_string());
+    browser.jar.insert(
+        SESSION_COOKIE.into(),
+        sealed[..sealed.len() / 2].to_string(),
+    );
     let page = browser.get(&format!("{}/app/page", setup.base), HTML).await;
     assert_eq!(
         page.status(),
@@ -252,7 +235,7 @@ async fn logout_clears_the_session_and_ends_it_at_the_provider() {
         "RP-initiated logout at the provider: {location}"
     );
     assert!(
-        !browser.jar.contains_key("_portcullis"),
+        !browser.jar.contains_key(SESSION_COOKIE),
         "the session cookie is cleared"
     );
     let page = browser.get(&format!("{}/app/page", setup.base), HTML).await;
@@ -284,21 +267,6 @@ async fn logout_clears_the_session_and_ends_it_at_the_provider() {
 }
 
 const ACCESS_TOKEN: &str = "x-auth-request-access-token";
-
-/// GET `url` with this browser's cookies (kept: a refresh renews them) and extra headers.
-async fn get_with(browser: &mut Browser, url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut request = browser
-        .http
-        .get(url)
-        .header("cookie", browser.cookie_header())
-        .header("accept", HTML);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.unwrap();
-    browser.keep_cookies(response.headers());
-    response
-}
 
 /// The `sub` the provider's userinfo endpoint answers for `token`, if it accepts the token.
 async fn userinfo_subject(idp: &OidcProvider, token: &str) -> Option<String> {
@@ -346,7 +314,9 @@ async fn access_token_is_not_passed_by_default_and_a_client_copy_never_arrives()
     let mut browser = alice_logged_in(&setup).await;
     assert_eq!(setup.upstream.last().header(ACCESS_TOKEN), None);
     let url = format!("{}/app/page", setup.base);
-    let page = get_with(&mut browser, &url, &[(ACCESS_TOKEN, "forged")]).await;
+    let page = browser
+        .get_with_headers(&url, HTML, &[(ACCESS_TOKEN, "forged")])
+        .await;
     assert_eq!(page.status(), StatusCode::OK);
     assert_eq!(setup.upstream.last().header(ACCESS_TOKEN), None);
 }
@@ -373,7 +343,9 @@ async fn passed_access_token_is_the_one_the_provider_issued() {
     );
 
     let url = format!("{}/app/other", setup.base);
-    let page = get_with(&mut browser, &url, &[(ACCESS_TOKEN, "forged")]).await;
+    let page = browser
+        .get_with_headers(&url, HTML, &[(ACCESS_TOKEN, "forged")])
+        .await;
     assert_eq!(page.status(), StatusCode::OK);
     let seen = setup.upstream.last();
     let sent: Vec<&str> = seen
@@ -428,7 +400,7 @@ async fn passed_access_token_follows_refresh_under_a_configured_name() {
         .to_owned();
     let url = format!("{}/app/page", setup.base);
     let forged = [("x-access-token", "forged"), (ACCESS_TOKEN, "forged")];
-    let page = get_with(&mut browser, &url, &forged).await;
+    let page = browser.get_with_headers(&url, HTML, &forged).await;
     assert_eq!(page.status(), StatusCode::OK, "{}", setup.gateway.logs());
     let seen = setup.upstream.last();
     let second = seen.header("x-access-token").unwrap().to_owned();
@@ -507,15 +479,8 @@ async fn oidc_login(setup: &Setup, rd: &str) -> String {
         urlencode(rd)
     );
     let to_provider = browser.get(&start, HTML).await;
-    assert_eq!(to_provider.status(), StatusCode::FOUND);
-    let authorize = to_provider.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let redirect_uri = format!("{}/oauth2/callback", setup.base);
-    let callback = browser.sign_in(&authorize, "alice", &redirect_uri).await;
     let back = browser
-        .get(&format!("{}{callback}", setup.base), HTML)
+        .complete_login(&setup.base, to_provider, "alice")
         .await;
     assert_eq!(back.status(), StatusCode::FOUND, "{}", setup.gateway.logs());
     back.headers()["location"].to_str().unwrap().to_owned()
@@ -530,7 +495,9 @@ async fn basic_auth_sessions_pass_no_access_token() {
         "/app/page"
     );
     let url = format!("{}/app/page", setup.base);
-    let page = get_with(&mut browser, &url, &[(ACCESS_TOKEN, "forged")]).await;
+    let page = browser
+        .get_with_headers(&url, HTML, &[(ACCESS_TOKEN, "forged")])
+        .await;
     assert_eq!(page.status(), StatusCode::OK, "{}", setup.gateway.logs());
     let seen = setup.upstream.last();
     assert_eq!(seen.header("x-auth-request-user"), Some("dave"));

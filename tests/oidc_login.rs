@@ -15,9 +15,12 @@ use http_body_util::Full;
 use portcullis::identity::oidc::{LoginError, PROVIDER_CHECK_INTERVAL, Providers, RefreshError};
 use portcullis::identity::providers::ProviderConfig;
 use portcullis::session::{Session, SessionCodec, SessionConfig};
-use support::browser::{Browser, HTML, provider_links};
+use support::browser::{Browser, HTML, is_html, provider_links};
 use support::gateway::GatewayProcess;
-use support::oidc::{CLIENT_ID, CLIENT_SECRET, OidcProvider, free_port};
+use support::oidc::{
+    CLIENT_ID, CLIENT_SECRET, OidcProvider, free_port, start_provider_and_gateway,
+};
+use support::policy;
 use support::upstream::Upstream;
 use url::Url;
 
@@ -55,6 +58,14 @@ fn oidc_providers(issuer: &str) -> Providers {
         "extra_params": {"ui_locales": "en"},
     }));
     Providers::new(&[config], &public_url()).unwrap()
+}
+
+/// A test provider whose access tokens live `access_token_ttl` seconds, and the gateway's
+/// providers logging in there.
+fn idp_and_providers(access_token_ttl: u64) -> (OidcProvider, Providers) {
+    let idp = OidcProvider::start(&redirect_uri(), access_token_ttl);
+    let providers = oidc_providers(&idp.issuer());
+    (idp, providers)
 }
 
 fn parts(uri: &str, cookies: &HeaderMap) -> http::request::Parts {
@@ -105,6 +116,21 @@ async fn start(
     })
 }
 
+/// `/oauth2/start` with `query`, then `user` signs in at the provider: what the start produced
+/// and the callback path the provider sends the browser back to.
+async fn start_and_sign_in(
+    providers: &Providers,
+    codec: &SessionCodec,
+    query: &str,
+    user: &str,
+) -> (Started, String) {
+    let started = start(providers, codec, query).await.unwrap();
+    let callback = Browser::new()
+        .sign_in(&started.authorize, user, &redirect_uri())
+        .await;
+    (started, callback)
+}
+
 /// Full login as `user`; returns the session, rd and the gateway's Set-Cookie values.
 async fn login(
     providers: &Providers,
@@ -112,12 +138,8 @@ async fn login(
     user: &str,
     rd: &str,
 ) -> (Session, String, Vec<HeaderValue>) {
-    let started = start(providers, codec, &format!("?rd={}", urlencode(rd)))
-        .await
-        .unwrap();
-    let callback = Browser::new()
-        .sign_in(&started.authorize, user, &redirect_uri())
-        .await;
+    let query = format!("?rd={}", urlencode(rd));
+    let (started, callback) = start_and_sign_in(providers, codec, &query, user).await;
     providers
         .callback(&parts(&callback, &started.cookies), codec)
         .await
@@ -130,8 +152,7 @@ fn urlencode(text: &str) -> String {
 
 #[tokio::test]
 async fn full_login_maps_identity_groups_and_session_reopens() {
-    let idp = OidcProvider::start(&redirect_uri(), 30);
-    let providers = oidc_providers(&idp.issuer());
+    let (_idp, providers) = idp_and_providers(30);
     let codec = codec();
 
     let started = start(&providers, &codec, "?rd=%2Fpanel%2F%3Fx%3D1")
@@ -182,8 +203,7 @@ async fn full_login_maps_identity_groups_and_session_reopens() {
 
 #[tokio::test]
 async fn unverified_email_is_reported_as_unverified() {
-    let idp = OidcProvider::start(&redirect_uri(), 30);
-    let providers = oidc_providers(&idp.issuer());
+    let (_idp, providers) = idp_and_providers(30);
     let (session, _, _) = login(&providers, &codec(), "carol", "/").await;
     assert_eq!(session.identity.email.as_deref(), Some("carol@example.com"));
     assert!(!session.identity.email_verified);
@@ -191,21 +211,16 @@ async fn unverified_email_is_reported_as_unverified() {
 
 #[tokio::test]
 async fn unsafe_rd_falls_back_to_root() {
-    let idp = OidcProvider::start(&redirect_uri(), 30);
-    let providers = oidc_providers(&idp.issuer());
+    let (_idp, providers) = idp_and_providers(30);
     let (_, rd, _) = login(&providers, &codec(), "bob", "//evil.example/steal").await;
     assert_eq!(rd, "/");
 }
 
 #[tokio::test]
 async fn tampered_state_is_rejected() {
-    let idp = OidcProvider::start(&redirect_uri(), 30);
-    let providers = oidc_providers(&idp.issuer());
+    let (_idp, providers) = idp_and_providers(30);
     let codec = codec();
-    let started = start(&providers, &codec, "").await.unwrap();
-    let callback = Browser::new()
-        .sign_in(&started.authorize, "alice", &redirect_uri())
-        .await;
+    let (started, callback) = start_and_sign_in(&providers, &codec, "", "alice").await;
     let tampered = callback.replace("state=", "state=x");
     let err = providers
         .callback(&parts(&tampered, &started.cookies), &codec)
@@ -217,13 +232,9 @@ async fn tampered_state_is_rejected() {
 
 #[tokio::test]
 async fn callback_without_login_cookie_is_rejected() {
-    let idp = OidcProvider::start(&redirect_uri(), 30);
-    let providers = oidc_providers(&idp.issuer());
+    let (_idp, providers) = idp_and_providers(30);
     let codec = codec();
-    let started = start(&providers, &codec, "").await.unwrap();
-    let callback = Browser::new()
-        .sign_in(&started.authorize, "alice", &redirect_uri())
-        .await;
+    let (_, callback) = start_and_sign_in(&providers, &codec, "", "alice").await;
     let err = providers
         .callback(&parts(&callback, &HeaderMap::new()), &codec)
         .await
@@ -233,13 +244,9 @@ async fn callback_without_login_cookie_is_rejected() {
 
 #[tokio::test]
 async fn replayed_code_is_rejected() {
-    let idp = OidcProvider::start(&redirect_uri(), 30);
-    let providers = oidc_providers(&idp.issuer());
+    let (_idp, providers) = idp_and_providers(30);
     let codec = codec();
-    let started = start(&providers, &codec, "").await.unwrap();
-    let callback = Browser::new()
-        .sign_in(&started.authorize, "alice", &redirect_uri())
-        .await;
+    let (started, callback) = start_and_sign_in(&providers, &codec, "", "alice").await;
     providers
         .callback(&parts(&callback, &started.cookies), &codec)
         .await
@@ -254,8 +261,7 @@ async fn replayed_code_is_rejected() {
 
 #[tokio::test]
 async fn refresh_renews_short_lived_tokens_and_rereads_groups() {
-    let idp = OidcProvider::start(&redirect_uri(), 10);
-    let providers = oidc_providers(&idp.issuer());
+    let (idp, providers) = idp_and_providers(10);
     let codec = codec();
     let (session, _, _) = login(&providers, &codec, "alice", "/").await;
     let tokens = session.tokens.clone().unwrap();
@@ -289,8 +295,7 @@ async fn refresh_renews_short_lived_tokens_and_rereads_groups() {
 
 #[tokio::test]
 async fn concurrent_refreshes_of_one_session_share_one_rotation() {
-    let idp = OidcProvider::start(&redirect_uri(), 10);
-    let providers = oidc_providers(&idp.issuer());
+    let (_idp, providers) = idp_and_providers(10);
     let (session, _, _) = login(&providers, &codec(), "alice", "/").await;
 
     let handles: Vec<_> = (0..6)
@@ -322,8 +327,7 @@ async fn concurrent_refreshes_of_one_session_share_one_rotation() {
 
 #[tokio::test]
 async fn rejected_refresh_token_ends_the_session() {
-    let idp = OidcProvider::start(&redirect_uri(), 10);
-    let providers = oidc_providers(&idp.issuer());
+    let (_idp, providers) = idp_and_providers(10);
     let (mut session, _, _) = login(&providers, &codec(), "alice", "/").await;
     session.tokens.as_mut().unwrap().refresh_token = Some("not-a-real-refresh-token".into());
     let err = providers.refresh(&session).await.unwrap_err();
@@ -333,8 +337,7 @@ async fn rejected_refresh_token_ends_the_session() {
 
 #[tokio::test]
 async fn logout_points_at_end_session_with_hint_and_return_url() {
-    let idp = OidcProvider::start(&redirect_uri(), 30);
-    let providers = oidc_providers(&idp.issuer());
+    let (_idp, providers) = idp_and_providers(30);
     let (session, _, _) = login(&providers, &codec(), "alice", "/").await;
     let url = providers
         .logout(&session)
@@ -386,8 +389,8 @@ async fn post_logout_redirect_uri_is_configurable_per_provider() {
 
 #[tokio::test]
 async fn rd_to_an_allowed_host_survives_the_login_and_lookalikes_do_not() {
-    let idp = OidcProvider::start(&redirect_uri(), 30);
-    let providers = oidc_providers(&idp.issuer()).with_allowed_redirect_hosts(vec![
+    let (_idp, providers) = idp_and_providers(30);
+    let providers = providers.with_allowed_redirect_hosts(vec![
         "allowed.example.com".into(),
         ".apps.example.org".into(),
     ]);
@@ -439,8 +442,7 @@ async fn rd_to_an_allowed_host_survives_the_login_and_lookalikes_do_not() {
 
 #[tokio::test]
 async fn key_rotation_at_the_provider_is_picked_up_on_unknown_kid() {
-    let mut idp = OidcProvider::start(&redirect_uri(), 30);
-    let providers = oidc_providers(&idp.issuer());
+    let (mut idp, providers) = idp_and_providers(30);
     let codec = codec();
     login(&providers, &codec, "alice", "/").await;
     idp.restart();
@@ -451,8 +453,7 @@ async fn key_rotation_at_the_provider_is_picked_up_on_unknown_kid() {
 
 #[tokio::test]
 async fn provider_down_login_is_503_and_existing_sessions_keep_working() {
-    let mut idp = OidcProvider::start(&redirect_uri(), 10);
-    let providers = oidc_providers(&idp.issuer());
+    let (mut idp, providers) = idp_and_providers(10);
     let codec = codec();
     let (session, _, set_cookies) = login(&providers, &codec, "alice", "/").await;
     idp.stop();
@@ -490,42 +491,25 @@ async fn provider_down_login_is_503_and_existing_sessions_keep_working() {
     );
 }
 
-/// The gateway binary on `port` in front of `upstream`, logging users in at `idp`; `/app/**` allows
-/// example.com.
-fn gateway_for(idp: &OidcProvider, port: u16, upstream: &str) -> GatewayProcess {
-    let policy = format!(
-        r#"
-routes:
-  - name: app
-    match: {{ path: "/app/**" }}
-    upstream: {upstream}
-    rules:
-      - name: example.com staff
-        allow:
-          domains: [example.com]
-"#
-    );
-    GatewayProcess::start_on(
-        &format!("127.0.0.1:{port}"),
-        &idp.gateway_config(port, SECRET),
-        &[("app.yaml", &policy)],
-    )
+/// A policy whose `/app/**` route to `upstream` allows example.com.
+fn example_com_app(upstream: &str) -> String {
+    let example_com_staff =
+        "      - name: example.com staff\n        allow:\n          domains: [example.com]\n";
+    policy::routes(&[policy::route("app", "/app/**", upstream, example_com_staff)])
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cached_discovery_does_not_hide_a_provider_outage_from_login() {
     let upstream = Upstream::start().await;
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let callback = format!("{base}/oauth2/callback");
-    let upstream_url = upstream.url();
-    let (mut idp, gateway) = tokio::task::spawn_blocking(move || {
-        let idp = OidcProvider::start(&callback, 300);
-        let gateway = gateway_for(&idp, port, &upstream_url);
-        (idp, gateway)
+    let policy = example_com_app(&upstream.url());
+    let (mut idp, gateway, base) = start_provider_and_gateway(300, move |idp, port| {
+        GatewayProcess::start_on(
+            &format!("127.0.0.1:{port}"),
+            &idp.gateway_config(port, SECRET),
+            &[("app.yaml", &policy)],
+        )
     })
-    .await
-    .unwrap();
+    .await;
 
     let mut alice = Browser::new();
     let page = alice.login_through(&base, "/app/page", "alice").await;
@@ -553,12 +537,7 @@ async fn cached_discovery_does_not_hide_a_provider_outage_from_login() {
             .map(|v| v.to_str().unwrap()),
         Some("5")
     );
-    assert!(
-        down.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(is_html(&down));
     let body = down.text().await.unwrap();
     assert!(body.contains("cannot be reached"), "{body}");
 
@@ -605,12 +584,9 @@ async fn cached_discovery_does_not_hide_a_provider_outage_from_login() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_providers_get_the_chooser_page_whose_links_carry_rd_and_log_in() {
     let upstream = Upstream::start().await;
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let callback = format!("{base}/oauth2/callback");
-    let upstream_url = upstream.url();
-    let (idp, gateway) = tokio::task::spawn_blocking(move || {
-        let idp = OidcProvider::start(&callback, 300);
+    let policy = example_com_app(&upstream.url());
+    let (idp, gateway, base) = start_provider_and_gateway(300, move |idp, port| {
+        let gateway_url = format!("http://127.0.0.1:{port}");
         let provider = |name: &str, display: &str| {
             format!(
                 "  - name: {name}\n    display_name: {display}\n    kind: oidc\n    issuer: {}\n    \
@@ -620,24 +596,17 @@ async fn two_providers_get_the_chooser_page_whose_links_carry_rd_and_log_in() {
             )
         };
         let config = format!(
-            "public_url: {base}\nsession:\n  secrets: [\"{SECRET}\"]\nproviders:\n{}{}",
+            "public_url: {gateway_url}\nsession:\n  secrets: [\"{SECRET}\"]\nproviders:\n{}{}",
             provider("corp", "Corp SSO"),
             provider("partners", "Partner Login"),
         );
-        let policy = format!(
-            "routes:\n  - name: app\n    match: {{ path: \"/app/**\" }}\n    upstream: {upstream_url}\n    \
-             rules:\n      - name: example.com staff\n        allow:\n          domains: [example.com]\n"
-        );
-        let gateway = GatewayProcess::start_on(
+        GatewayProcess::start_on(
             &format!("127.0.0.1:{port}"),
             &config,
             &[("app.yaml", &policy)],
-        );
-        (idp, gateway)
+        )
     })
-    .await
-    .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    .await;
 
     let mut browser = Browser::new();
     let page = browser
@@ -668,11 +637,7 @@ async fn two_providers_get_the_chooser_page_whose_links_carry_rd_and_log_in() {
 
     // The second button logs in all the way and comes back to rd.
     let to_provider = browser.get(&format!("{base}{}", links[1]), HTML).await;
-    let authorize = to_provider.headers()[LOCATION].to_str().unwrap().to_owned();
-    let callback = browser
-        .sign_in(&authorize, "alice", &format!("{base}/oauth2/callback"))
-        .await;
-    let back = browser.get(&format!("{base}{callback}"), HTML).await;
+    let back = browser.complete_login(&base, to_provider, "alice").await;
     assert_eq!(back.status(), StatusCode::FOUND, "{}", gateway.logs());
     assert_eq!(back.headers()[LOCATION], "/app/page?x=1");
     let page = browser.get(&format!("{base}/app/page?x=1"), HTML).await;
@@ -685,8 +650,7 @@ async fn two_providers_get_the_chooser_page_whose_links_carry_rd_and_log_in() {
 
 #[tokio::test]
 async fn tampered_or_truncated_session_cookie_is_no_session() {
-    let idp = OidcProvider::start(&redirect_uri(), 30);
-    let providers = oidc_providers(&idp.issuer());
+    let (_idp, providers) = idp_and_providers(30);
     let codec = codec();
     let (_, _, set_cookies) = login(&providers, &codec, "alice", "/").await;
     let cookie = cookies_from(&set_cookies.iter().collect::<Vec<_>>());
@@ -743,12 +707,21 @@ async fn set_groups(idp: &OidcProvider, user: &str, groups: &str) {
 
 // ---- GitHub and Bitbucket against a local server in their documented response shapes ----
 
-type Routes = Arc<dyn Fn(&str, &str) -> Option<(&'static str, String)> + Send + Sync>;
+/// The JSON body for a method and path with query, and the `Link` header to send with it.
+type Routes = Arc<dyn Fn(&str, &str) -> Option<(Option<String>, String)> + Send + Sync>;
 
 /// Serves `routes(method, path_and_query)` as JSON; requires `Bearer test-token` on API calls.
 async fn api_server(routes: Routes) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let port = free_port();
+    api_server_on(port, routes).await;
+    port
+}
+
+/// [`api_server`] on a chosen port, for routes that name the server's own URLs.
+async fn api_server_on(port: u16, routes: Routes) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -771,16 +744,21 @@ async fn api_server(routes: Routes) -> u16 {
                                 .headers()
                                 .get(http::header::AUTHORIZATION)
                                 .is_some_and(|v| v == "Bearer test-token");
-                            let (status, body) = match routes(request.method().as_str(), &path) {
-                                Some((_, body)) if is_token || authorized => (StatusCode::OK, body),
-                                Some(_) => (StatusCode::UNAUTHORIZED, "{}".into()),
-                                None => (StatusCode::NOT_FOUND, "{}".into()),
-                            };
-                            let response = hyper::Response::builder()
+                            let (status, link, body) =
+                                match routes(request.method().as_str(), &path) {
+                                    Some((link, body)) if is_token || authorized => {
+                                        (StatusCode::OK, link, body)
+                                    }
+                                    Some(_) => (StatusCode::UNAUTHORIZED, None, "{}".into()),
+                                    None => (StatusCode::NOT_FOUND, None, "{}".into()),
+                                };
+                            let mut response = hyper::Response::builder()
                                 .status(status)
-                                .header("content-type", "application/json")
-                                .body(Full::new(Bytes::from(body)))
-                                .unwrap();
+                                .header("content-type", "application/json");
+                            if let Some(link) = link {
+                                response = response.header(http::header::LINK, link);
+                            }
+                            let response = response.body(Full::new(Bytes::from(body))).unwrap();
                             Ok::<_, Infallible>(response)
                         }
                     },
@@ -792,7 +770,6 @@ async fn api_server(routes: Routes) -> u16 {
             });
         }
     });
-    port
 }
 
 const TOKEN: &str = r#"{"access_token":"test-token","token_type":"bearer","scope":"read:user,user:email,read:org"}"#;
@@ -832,7 +809,7 @@ async fn github_identity_comes_from_user_emails_orgs_and_teams() {
             }
             _ => return None,
         };
-        Some(("json", body.to_owned()))
+        Some((None, body.to_owned()))
     }))
     .await;
     let config = provider_config(serde_json::json!({
@@ -878,7 +855,7 @@ async fn bitbucket_identity_comes_from_user_emails_and_workspaces() {
             }
             _ => return None,
         };
-        Some(("json", body.to_owned()))
+        Some((None, body.to_owned()))
     }))
     .await;
     let base = format!("http://127.0.0.1:{port}");
@@ -902,6 +879,109 @@ async fn bitbucket_identity_comes_from_user_emails_and_workspaces() {
         session.tokens.as_ref().unwrap().refresh_token.as_deref(),
         Some("r1")
     );
+}
+
+/// A GitHub API whose team list comes in two pages, the second one named by `next_page` (a URL
+/// with `{base}` standing for this server's origin).
+async fn github_with_two_team_pages(next_page: &'static str) -> Providers {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let served_base = base.clone();
+    let routes: Routes = Arc::new(move |method, path| {
+        let (link, body) = match (method, path) {
+            ("POST", p) if p.starts_with("/login/oauth/access_token") => (None, TOKEN),
+            ("GET", "/api/v3/user") => (None, r#"{"login":"octocat","id":583231,"name":null}"#),
+            ("GET", "/api/v3/user/emails?per_page=100") => (None, "[]"),
+            ("GET", "/api/v3/user/orgs?per_page=100") => (None, r#"[{"login":"github"}]"#),
+            ("GET", "/api/v3/user/teams?per_page=100") => (
+                Some(format!(
+                    "<{}>; rel=\"next\", <{served_base}/api/v3/user/teams?per_page=100&page=9>; rel=\"last\"",
+                    next_page.replace("{base}", &served_base)
+                )),
+                r#"[{"slug":"one","organization":{"login":"github"}}]"#,
+            ),
+            ("GET", "/api/v3/user/teams?per_page=100&page=2") => (
+                None,
+                r#"[{"slug":"two","organization":{"login":"github"}}]"#,
+            ),
+            _ => return None,
+        };
+        Some((link, body.to_owned()))
+    });
+    api_server_on(port, routes).await;
+    let config = provider_config(serde_json::json!({
+        "name": "gh", "kind": "github", "client_id": "c", "client_secret": "s", "url": base
+    }));
+    Providers::new(&[config], &public_url()).unwrap()
+}
+
+#[tokio::test]
+async fn github_lists_are_read_across_pages() {
+    let providers =
+        github_with_two_team_pages("{base}/api/v3/user/teams?per_page=100&page=2").await;
+    let session = oauth2_login(&providers).await;
+    assert_eq!(
+        session.identity.groups,
+        ["github", "github/one", "github/two"]
+    );
+}
+
+#[tokio::test]
+async fn a_next_page_on_another_origin_fails_the_login() {
+    let providers =
+        github_with_two_team_pages("https://evil.example/api/v3/user/teams?page=2").await;
+    let codec = codec();
+    let started = start(&providers, &codec, "?rd=/x").await.unwrap();
+    let state = Url::parse(&started.authorize)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let callback = format!("/oauth2/callback?code=abc&state={}", urlencode(&state));
+    let error = providers
+        .callback(&parts(&callback, &started.cookies), &codec)
+        .await
+        .expect_err("the login fails");
+    let message = error.to_string();
+    assert!(message.contains("gh"), "{message}");
+    assert!(
+        format!("{error:?}").contains("evil.example"),
+        "the error names the foreign origin: {error:?}"
+    );
+}
+
+#[tokio::test]
+async fn bitbucket_lists_are_read_across_pages() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let next = format!("{base}/2.0/user/permissions/workspaces?pagelen=100&page=2");
+    let routes: Routes = Arc::new(move |method, path| {
+        let body = match (method, path) {
+            ("POST", "/site/oauth2/access_token") => TOKEN.to_owned(),
+            ("GET", "/2.0/user") => r#"{"uuid":"{u}","username":"tutorials"}"#.to_owned(),
+            ("GET", "/2.0/user/emails?pagelen=100") => r#"{"values":[]}"#.to_owned(),
+            ("GET", "/2.0/user/permissions/workspaces?pagelen=100") => {
+                format!(r#"{{"values":[{{"workspace":{{"slug":"one"}}}}],"next":"{next}"}}"#)
+            }
+            ("GET", "/2.0/user/permissions/workspaces?pagelen=100&page=2") => {
+                r#"{"values":[{"workspace":{"slug":"two"}}]}"#.to_owned()
+            }
+            _ => return None,
+        };
+        Some((None, body))
+    });
+    api_server_on(port, routes).await;
+    let config = provider_config(serde_json::json!({
+        "name": "bb", "kind": "bitbucket", "client_id": "c", "client_secret": "s",
+        "auth_url": format!("{base}/site/oauth2/authorize"),
+        "token_url": format!("{base}/site/oauth2/access_token"),
+        "api_url": format!("{base}/2.0"),
+    }));
+    let providers = Providers::new(&[config], &public_url()).unwrap();
+    let session = oauth2_login(&providers).await;
+    assert_eq!(session.identity.groups, ["one", "two"]);
 }
 
 #[test]

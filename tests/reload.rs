@@ -28,12 +28,8 @@ const GUEST: &str = "      - name: everyone\n        guest: true\n";
 const DENY_ALL: &str = "      - name: nobody\n        deny: {}\n";
 
 async fn start(files: Vec<(&'static str, String)>) -> GatewayProcess {
-    tokio::task::spawn_blocking(move || {
-        let borrowed: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
-        GatewayProcess::start("", &borrowed)
-    })
-    .await
-    .unwrap()
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    GatewayProcess::start_async("", &borrowed).await
 }
 
 /// Polls until `url` answers `status` (the new set serves), failing after 3 s.

@@ -10,7 +10,8 @@ use http::{HeaderMap, StatusCode};
 use portcullis::session::{SessionCodec, SessionConfig};
 use support::browser::{Browser, HTML, hidden_field};
 use support::gateway::GatewayProcess;
-use support::oidc::{CLIENT_SECRET, OidcProvider, free_port};
+use support::oidc::{CLIENT_SECRET, start_provider_and_gateway};
+use support::policy::{self, EVERYONE};
 use support::upstream::Upstream;
 use url::Url;
 
@@ -21,30 +22,13 @@ const TRIED_PASSWORD: &str = "tried-password-never-logged-17";
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_decision_log_and_logs_after_real_traffic() {
     let upstream = Upstream::start().await;
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let redirect_uri = format!("{base}/oauth2/callback");
-    let policy = format!(
-        r#"
-routes:
-  - name: app
-    match: {{ path: "/app/**" }}
-    upstream: {upstream}
-    rules:
-      - name: staff
-        allow: {{ domains: [example.com] }}
-  - name: dead
-    match: {{ path: "/dead/**" }}
-    upstream: http://127.0.0.1:1
-    rules:
-      - name: everyone
-        guest: true
-"#,
-        upstream = upstream.url()
-    );
-    let (idp, gateway) = tokio::task::spawn_blocking(move || {
-        // Access tokens expire at once, so every request with a session refreshes it.
-        let idp = OidcProvider::start(&redirect_uri, 1);
+    let staff = "      - name: staff\n        allow: { domains: [example.com] }\n";
+    let policy = policy::routes(&[
+        policy::route("app", "/app/**", &upstream.url(), staff),
+        policy::dead_route(),
+    ]);
+    // Access tokens expire at once, so every request with a session refreshes it.
+    let (idp, gateway, base) = start_provider_and_gateway(1, move |idp, port| {
         let config = idp.gateway_config(port, SESSION_SECRET)
             + &format!(
                 r#"basic_auth:
@@ -61,15 +45,9 @@ decision_log:
             &[("app.yaml", &policy)],
         );
         // Everything, at every level, as JSON lines.
-        let gateway = GatewayProcess::spawn_with_args(
-            dir,
-            &[("RUST_LOG", "trace")],
-            &["--log-format", "json"],
-        );
-        (idp, gateway)
+        GatewayProcess::spawn_with_args(dir, &[("RUST_LOG", "trace")], &["--log-format", "json"])
     })
-    .await
-    .unwrap();
+    .await;
 
     let id_of = |response: &reqwest::Response| {
         response.headers()["x-request-id"]
@@ -93,7 +71,7 @@ decision_log:
     assert_eq!(again.status(), StatusCode::OK);
     note(&again);
     collected.keep_browser(&alice);
-    let session_cookie = alice.jar.get("_portcullis").cloned().unwrap();
+    let session_cookie = alice.session_cookie();
 
     let mut bob = Browser::new();
     let denied = login_keeping_secrets(&mut bob, &base, "/app/page", "bob", &mut collected).await;
@@ -460,28 +438,11 @@ async fn login_keeping_secrets(
 /// A gateway in front of `upstream`: `app` (`/app/**`) admits everyone, `dead` (`/dead/**`)
 /// points at a closed port; `extra` is more gateway.yaml. Nothing else has a route.
 async fn open_gateway(upstream: &Upstream, extra: &str) -> GatewayProcess {
-    let policy = format!(
-        r#"
-routes:
-  - name: app
-    match: {{ path: "/app/**" }}
-    upstream: {upstream}
-    rules:
-      - name: everyone
-        guest: true
-  - name: dead
-    match: {{ path: "/dead/**" }}
-    upstream: http://127.0.0.1:1
-    rules:
-      - name: everyone
-        guest: true
-"#,
-        upstream = upstream.url()
-    );
-    let extra = extra.to_owned();
-    tokio::task::spawn_blocking(move || GatewayProcess::start(&extra, &[("app.yaml", &policy)]))
-        .await
-        .unwrap()
+    let policy = policy::routes(&[
+        policy::route("app", "/app/**", &upstream.url(), EVERYONE),
+        policy::dead_route(),
+    ]);
+    GatewayProcess::start_async(extra, &[("app.yaml", &policy)]).await
 }
 
 /// `/metrics` on `addr`, parsed (panics on any deviation from the exposition format).
@@ -574,10 +535,7 @@ async fn metrics_listen_on_port_0_serves_the_bound_port_and_the_main_listener_de
 async fn requests_refused_without_a_decision_are_counted_without_a_route() {
     let upstream = Upstream::start().await;
     let hash = portcullis::identity::basic::hash_password("alice-password").unwrap();
-    let policy = format!(
-        "routes:\n  - name: app\n    match: {{ path: \"/app/**\" }}\n    upstream: {}\n    rules:\n      - name: everyone\n        guest: true\n",
-        upstream.url()
-    );
+    let policy = policy::routes(&[policy::route("app", "/app/**", &upstream.url(), EVERYONE)]);
     // One failure locks a username for the window: the next attempt is a 429.
     let gateway = tokio::task::spawn_blocking(move || {
         let dir = GatewayProcess::prepare(

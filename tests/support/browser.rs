@@ -51,14 +51,7 @@ impl Browser {
     pub async fn sign_in(&mut self, authorize: &str, user: &str, redirect_uri: &str) -> String {
         let mut url = Url::parse(authorize).unwrap();
         for _ in 0..10 {
-            let response = self
-                .http
-                .get(url.as_str())
-                .header(COOKIE, self.cookie_header())
-                .send()
-                .await
-                .unwrap();
-            self.keep_cookies(response.headers());
+            let response = self.send_with_cookies(self.http.get(url.as_str())).await;
             let mut status = response.status();
             let mut headers = response.headers().clone();
             if status == StatusCode::OK && url.path().starts_with("/interaction/") {
@@ -68,14 +61,8 @@ impl Browser {
                 ];
                 let login = url.join(&format!("{}/login", url.path())).unwrap();
                 let response = self
-                    .http
-                    .post(login.as_str())
-                    .header(COOKIE, self.cookie_header())
-                    .form(&form)
-                    .send()
-                    .await
-                    .unwrap();
-                self.keep_cookies(response.headers());
+                    .send_with_cookies(self.http.post(login.as_str()).form(&form))
+                    .await;
                 status = response.status();
                 headers = response.headers().clone();
             }
@@ -91,21 +78,37 @@ impl Browser {
         }
         panic!("too many redirects at the provider");
     }
-}
 
-impl Browser {
-    /// One request with this browser's cookies; no redirect is followed.
-    pub async fn get(&mut self, url: &str, accept: &str) -> reqwest::Response {
-        let response = self
-            .http
-            .get(url)
+    /// Sends `request` with this browser's cookies and keeps the ones the answer sets.
+    async fn send_with_cookies(&mut self, request: reqwest::RequestBuilder) -> reqwest::Response {
+        let response = request
             .header(COOKIE, self.cookie_header())
-            .header("accept", accept)
             .send()
             .await
             .unwrap();
         self.keep_cookies(response.headers());
         response
+    }
+}
+
+impl Browser {
+    /// One request with this browser's cookies; no redirect is followed.
+    pub async fn get(&mut self, url: &str, accept: &str) -> reqwest::Response {
+        self.get_with_headers(url, accept, &[]).await
+    }
+
+    /// [`get`](Self::get) with more request headers.
+    pub async fn get_with_headers(
+        &mut self,
+        url: &str,
+        accept: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.http.get(url).header("accept", accept);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send_with_cookies(request).await
     }
 
     /// Posts `fields` as a form to `url` with this browser's cookies, asking for `accept`; no
@@ -116,17 +119,31 @@ impl Browser {
         accept: &str,
         fields: &[(&str, &str)],
     ) -> reqwest::Response {
-        let response = self
-            .http
-            .post(url)
-            .header(COOKIE, self.cookie_header())
-            .header("accept", accept)
-            .form(fields)
-            .send()
-            .await
-            .unwrap();
-        self.keep_cookies(response.headers());
-        response
+        let request = self.http.post(url).header("accept", accept).form(fields);
+        self.send_with_cookies(request).await
+    }
+
+    /// The gateway's session cookie, which a login leaves in the jar.
+    pub fn session_cookie(&self) -> String {
+        self.jar
+            .get(SESSION_COOKIE)
+            .cloned()
+            .expect("session cookie")
+    }
+
+    /// Signs in as `user` at the provider `to_provider` (the gateway's redirect) points at and
+    /// returns the gateway's answer to the callback.
+    pub async fn complete_login(
+        &mut self,
+        gateway: &str,
+        to_provider: reqwest::Response,
+        user: &str,
+    ) -> reqwest::Response {
+        assert_eq!(to_provider.status(), StatusCode::FOUND);
+        let authorize = to_provider.headers()[LOCATION].to_str().unwrap().to_owned();
+        let redirect_uri = format!("{gateway}/oauth2/callback");
+        let callback = self.sign_in(&authorize, user, &redirect_uri).await;
+        self.get(&format!("{gateway}{callback}"), HTML).await
     }
 
     /// Opens `path` on the gateway as a browser would and logs in as `user` at the test
@@ -137,7 +154,6 @@ impl Browser {
         path: &str,
         user: &str,
     ) -> reqwest::Response {
-        let redirect_uri = format!("{gateway}/oauth2/callback");
         let first = self.get(&format!("{gateway}{path}"), HTML).await;
         assert_eq!(
             first.status(),
@@ -156,10 +172,7 @@ impl Browser {
                 .expect("a provider button on the login page");
             to_provider = self.get(&format!("{gateway}{link}"), HTML).await;
         }
-        assert_eq!(to_provider.status(), StatusCode::FOUND);
-        let authorize = to_provider.headers()[LOCATION].to_str().unwrap().to_owned();
-        let callback = self.sign_in(&authorize, user, &redirect_uri).await;
-        let back = self.get(&format!("{gateway}{callback}"), HTML).await;
+        let back = self.complete_login(gateway, to_provider, user).await;
         assert_eq!(
             back.status(),
             StatusCode::FOUND,
@@ -172,6 +185,17 @@ impl Browser {
 }
 
 pub const HTML: &str = "text/html,application/xhtml+xml";
+
+/// The name of the gateway's session cookie.
+pub const SESSION_COOKIE: &str = "_portcullis";
+
+/// Whether `response` is an HTML page.
+pub fn is_html(response: &reqwest::Response) -> bool {
+    response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html")
+}
 
 /// The `href`s of the login page's provider buttons, HTML entities decoded.
 pub fn provider_links(html: &str) -> Vec<String> {

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -30,14 +30,29 @@ impl GatewayProcess {
         Self::spawn(Self::prepare(listen, config, policies), &[])
     }
 
+    /// [`start`](Self::start) for async tests: it blocks until the process listens, so it runs
+    /// on the blocking pool.
+    pub async fn start_async(config: &str, policies: &[(&str, &str)]) -> GatewayProcess {
+        let config = config.to_owned();
+        let policies: Vec<(String, String)> = policies
+            .iter()
+            .map(|(name, text)| (name.to_string(), text.to_string()))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let borrowed: Vec<(&str, &str)> = policies
+                .iter()
+                .map(|(name, text)| (name.as_str(), text.as_str()))
+                .collect();
+            Self::start(&config, &borrowed)
+        })
+        .await
+        .unwrap()
+    }
+
     /// Writes gateway.yaml and the policy files into a new temporary directory.
     pub fn prepare(listen: &str, config: &str, policies: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
-        let policy_dir = dir.path().join("policies");
-        std::fs::create_dir(&policy_dir).unwrap();
-        for (name, text) in policies {
-            std::fs::write(policy_dir.join(name), text).unwrap();
-        }
+        write_policies(dir.path(), policies);
         let config = format!("listen: {listen}\npolicies: policies\nshutdown_grace: 5s\n{config}");
         std::fs::write(dir.path().join("gateway.yaml"), config).unwrap();
         dir
@@ -159,6 +174,54 @@ impl Drop for GatewayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `portcullis serve --config <config>` to its end, for a config it must refuse at startup
+/// (one it accepts would serve until killed).
+pub fn serve_until_exit(config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+/// Runs the gateway on `policies` (file name, YAML) with a gateway.yaml naming only the listen
+/// address and the policy directory, so the policies are all it can refuse; asserts that it
+/// exits unsuccessfully without serving and returns what it printed on stderr.
+pub fn refused_startup_stderr(policies: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    write_policies(dir.path(), policies);
+    let config = dir.path().join("gateway.yaml");
+    std::fs::write(&config, "listen: 127.0.0.1:0\npolicies: policies\n").unwrap();
+    let output = serve_until_exit(&config);
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("listening"), "it must not serve: {stdout}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes `policies` (file name, YAML) into a new `policies` directory in `dir`.
+fn write_policies(dir: &Path, policies: &[(&str, &str)]) {
+    let policy_dir = dir.join("policies");
+    std::fs::create_dir(&policy_dir).unwrap();
+    for (name, text) in policies {
+        std::fs::write(policy_dir.join(name), text).unwrap();
+    }
+}
+
+/// Makes a capability signing key in `dir` with `portcullis keygen`.
+pub fn keygen(dir: &Path) {
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("keygen")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 pub fn signal(pid: u32, name: &str) {

@@ -7,4 +7,5 @@ pub mod http;
 pub mod metrics;
 pub mod oidc;
 pub mod panel;
+pub mod policy;
 pub mod upstream;

@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
+use super::gateway::GatewayProcess;
+
 pub const CLIENT_ID: &str = "portcullis";
 pub const CLIENT_SECRET: &str = "portcullis-test-secret";
 
@@ -197,4 +199,25 @@ providers:
             issuer = self.issuer()
         )
     }
+}
+
+/// Starts a provider whose access tokens live `access_token_ttl` seconds, then the gateway
+/// `start_gateway` makes for it on the port it is given; both on the blocking pool, as both
+/// block until they serve. The port is chosen first because the provider must know the
+/// gateway's callback URL before it starts. Returns the provider, the gateway and its base URL.
+pub async fn start_provider_and_gateway(
+    access_token_ttl: u64,
+    start_gateway: impl FnOnce(&OidcProvider, u16) -> GatewayProcess + Send + 'static,
+) -> (OidcProvider, GatewayProcess, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let redirect_uri = format!("{base}/oauth2/callback");
+    let (idp, gateway) = tokio::task::spawn_blocking(move || {
+        let idp = OidcProvider::start(&redirect_uri, access_token_ttl);
+        let gateway = start_gateway(&idp, port);
+        (idp, gateway)
+    })
+    .await
+    .unwrap();
+    (idp, gateway, base)
 }
