@@ -984,6 +984,35 @@ async fn bitbucket_lists_are_read_across_pages() {
     assert_eq!(session.identity.groups, ["one", "two"]);
 }
 
+/// GitHub and Bitbucket need no discovery, so their token endpoint is what `/oauth2/start`
+/// probes: while it is down the browser gets the 503 page, not a redirect to a dead provider,
+/// and the login starts again once it answers (after the failure is remembered for 5 s).
+#[tokio::test]
+async fn github_login_waits_for_its_token_endpoint_to_answer() {
+    let port = free_port();
+    let config = provider_config(serde_json::json!({
+        "name": "gh", "kind": "github", "client_id": "c", "client_secret": "s",
+        "url": format!("http://127.0.0.1:{port}")
+    }));
+    let providers = Providers::new(&[config], &public_url()).unwrap();
+    let down = start(&providers, &codec(), "").await;
+    assert!(
+        matches!(&down, Err(LoginError::ProviderUnavailable { provider, .. }) if provider == "gh"),
+        "{:?}",
+        down.err()
+    );
+
+    api_server_on(port, Arc::new(|_, _| None)).await;
+    let remembered = start(&providers, &codec(), "").await;
+    assert!(remembered.is_err(), "the failure holds for a few seconds");
+    tokio::time::sleep(Duration::from_millis(5_100)).await;
+    let up = start(&providers, &codec(), "").await.expect("redirects");
+    assert_eq!(
+        Url::parse(&up.authorize).unwrap().path(),
+        "/login/oauth/authorize"
+    );
+}
+
 #[test]
 fn free_port_is_loopback_bindable() {
     assert!(free_port() > 0);

@@ -1,9 +1,9 @@
 //! Lazy, cached OIDC discovery (metadata + JWKS), re-fetched periodically and on an unknown
 //! `kid` with a cooldown. openidconnect never re-fetches keys by itself.
 //!
-//! It also remembers when the provider last answered, so `/oauth2/start` can tell a provider
-//! that went down after discovery was cached ([`Discovery::check_reachable`]) instead of
-//! sending the browser to a dead page.
+//! Every fetch counts as contact with the provider, so `/oauth2/start` can tell a provider that
+//! went down after discovery was cached ([`Discovery::check_reachable`]) instead of sending the
+//! browser to a dead page.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +16,9 @@ use openidconnect::{
 use parking_lot::{Mutex, RwLock};
 use url::Url;
 
+use super::reachability::Reachability;
+#[cfg(doc)]
+use super::reachability::{PROBE_TIMEOUT, PROVIDER_CHECK_INTERVAL};
 use crate::identity::http_client::IdpHttpClient;
 
 /// The client type once discovery filled in the authorization and token endpoints.
@@ -34,14 +37,6 @@ const MAX_AGE: Duration = Duration::from_secs(3600);
 const KID_COOLDOWN: Duration = Duration::from_secs(30);
 /// After a failed discovery, fail fast for this long instead of hammering a dead provider.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(2);
-/// A provider that answered discovery this recently counts as up for `/oauth2/start`; past
-/// that, the next login probes it first.
-pub const PROVIDER_CHECK_INTERVAL: Duration = Duration::from_secs(30);
-/// A failed probe answers for this long: logins during an outage cost one probe per window,
-/// and a provider that comes back is noticed quickly.
-const UNREACHABLE_FOR: Duration = Duration::from_secs(5);
-/// How long a login waits for the probe before calling the provider unavailable.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What discovery produced for one provider.
 pub(crate) struct Discovered {
@@ -61,8 +56,7 @@ pub(crate) struct Discovery {
     fetching: tokio::sync::Mutex<()>,
     last_forced: Mutex<Option<Instant>>,
     last_failure: Mutex<Option<(Instant, String)>>,
-    /// The outcome of the last discovery attempt that reached a verdict, and when.
-    contact: Mutex<Option<(Instant, Result<(), String>)>>,
+    reachability: Reachability,
 }
 
 impl Discovery {
@@ -82,7 +76,7 @@ impl Discovery {
             fetching: tokio::sync::Mutex::new(()),
             last_forced: Mutex::new(None),
             last_failure: Mutex::new(None),
-            contact: Mutex::new(None),
+            reachability: Reachability::default(),
         }
     }
 
@@ -120,42 +114,14 @@ impl Discovery {
     }
 
     /// `Ok` when the provider answered within [`PROVIDER_CHECK_INTERVAL`]; otherwise re-fetches
-    /// discovery, waiting at most [`PROBE_TIMEOUT`]. Concurrent callers share one probe and its
-    /// verdict is remembered, so a burst of logins costs one request. Only `/oauth2/start`
-    /// calls this: requests with a session never wait for the provider.
+    /// discovery, waiting at most [`PROBE_TIMEOUT`] (see [`Reachability`]). Only
+    /// `/oauth2/start` calls this: requests with a session never wait for the provider.
     pub(crate) async fn check_reachable(&self, http: &IdpHttpClient) -> Result<(), String> {
-        if let Some(verdict) = self.recent_contact() {
-            return verdict;
-        }
         let probe = async {
             let _guard = self.fetching.lock().await;
-            if let Some(verdict) = self.recent_contact() {
-                return verdict;
-            }
             self.fetch(http).await.map(drop)
         };
-        match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
-            Ok(verdict) => verdict,
-            Err(_) => {
-                let reason = format!("no answer within {} s", PROBE_TIMEOUT.as_secs());
-                tracing::warn!(issuer = %self.issuer.as_str(), %reason, "OIDC provider probe failed");
-                *self.contact.lock() = Some((Instant::now(), Err(reason.clone())));
-                Err(reason)
-            }
-        }
-    }
-
-    /// The last verdict while it still holds: a success for [`PROVIDER_CHECK_INTERVAL`], a
-    /// failure for [`UNREACHABLE_FOR`].
-    fn recent_contact(&self) -> Option<Result<(), String>> {
-        let contact = self.contact.lock();
-        let (at, verdict) = contact.as_ref()?;
-        let holds_for = if verdict.is_ok() {
-            PROVIDER_CHECK_INTERVAL
-        } else {
-            UNREACHABLE_FOR
-        };
-        (at.elapsed() < holds_for).then(|| verdict.clone())
+        self.reachability.check(self.issuer.as_str(), probe).await
     }
 
     fn cached(&self) -> Option<Arc<Discovered>> {
@@ -174,13 +140,13 @@ impl Discovery {
             Ok(discovered) => {
                 *self.cache.write() = Some(discovered.clone());
                 *self.last_failure.lock() = None;
-                *self.contact.lock() = Some((Instant::now(), Ok(())));
+                self.reachability.record(Ok(()));
                 tracing::info!(issuer = %self.issuer.as_str(), "OIDC discovery refreshed");
             }
             Err(reason) => {
                 tracing::warn!(issuer = %self.issuer.as_str(), %reason, "OIDC discovery failed");
                 *self.last_failure.lock() = Some((Instant::now(), reason.clone()));
-                *self.contact.lock() = Some((Instant::now(), Err(reason.clone())));
+                self.reachability.record(Err(reason.clone()));
             }
         }
         result
@@ -245,6 +211,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::identity::oidc::reachability::{PROBE_TIMEOUT, PROVIDER_CHECK_INTERVAL};
 
     /// A provider that accepts connections and never answers; counts the connections.
     async fn silent_provider() -> (Discovery, Arc<AtomicUsize>) {
@@ -290,12 +257,12 @@ mod tests {
     async fn recent_success_answers_without_a_probe_and_expires() {
         let (discovery, connections) = silent_provider().await;
         let http = IdpHttpClient::new().unwrap();
-        *discovery.contact.lock() = Some((Instant::now(), Ok(())));
+        discovery.reachability.record(Ok(()));
         assert_eq!(discovery.check_reachable(&http).await, Ok(()));
         assert_eq!(connections.load(Ordering::SeqCst), 0);
 
         let long_ago = Instant::now() - PROVIDER_CHECK_INTERVAL - Duration::from_secs(1);
-        *discovery.contact.lock() = Some((long_ago, Ok(())));
+        discovery.reachability.record_at(long_ago, Ok(()));
         assert!(discovery.check_reachable(&http).await.is_err());
         assert_eq!(
             connections.load(Ordering::SeqCst),

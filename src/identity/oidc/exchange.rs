@@ -14,6 +14,7 @@ use url::Url;
 use super::discovery::{Discovered, Discovery};
 use super::error::{IdTokenProblem, LoginError, RefreshError};
 use super::handlers::LoginState;
+use super::reachability::Reachability;
 use super::relying_party::{Api, Backend, Inner, Provider};
 use super::verify;
 use crate::identity::http_client::ApiError;
@@ -45,6 +46,34 @@ impl Inner {
             .await
             .map_err(|reason| unavailable_for_login(provider, reason))?;
         self.discovered(provider, discovery).await
+    }
+
+    /// For `/oauth2/start` with a GitHub or Bitbucket provider: it counts as up when its token
+    /// endpoint answers at all (any HTTP status), as the login cannot finish without it.
+    pub(super) async fn check_oauth2_reachable(
+        &self,
+        provider: &Provider,
+        api: &Api,
+        reachability: &Reachability,
+    ) -> Result<(), LoginError> {
+        let name = &provider.config.name;
+        let probe = async {
+            let token_url = api.endpoints().token_url.as_str();
+            let verdict = match self.http.reqwest().get(token_url).send().await {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let reason = format!("request failed: {e}");
+                    tracing::warn!(provider = %name, %reason, "identity provider probe failed");
+                    Err(reason)
+                }
+            };
+            reachability.record(verdict.clone());
+            verdict
+        };
+        reachability
+            .check(name, probe)
+            .await
+            .map_err(|reason| unavailable_for_login(provider, reason))
     }
 
     /// Code exchange and identity for either protocol.
@@ -106,13 +135,18 @@ impl Inner {
                 };
                 Ok((identity, tokens))
             }
-            Backend::OAuth2 { client, api } => {
+            Backend::OAuth2 {
+                client,
+                api,
+                reachability,
+            } => {
                 let response = client
                     .exchange_code(code)
                     .set_pkce_verifier(verifier)
                     .request_async(&self.http)
                     .await
                     .map_err(|e| login_token_error(name, &e))?;
+                reachability.record(Ok(()));
                 let access_token = response.access_token().secret();
                 let identity =
                     self.api_identity(api, name, access_token)
@@ -281,7 +315,7 @@ impl Inner {
                 };
                 (identity, tokens)
             }
-            Backend::OAuth2 { client, api } => {
+            Backend::OAuth2 { client, api, .. } => {
                 let response = client
                     .exchange_refresh_token(&token)
                     .request_async(&self.http)

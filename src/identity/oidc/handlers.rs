@@ -30,8 +30,9 @@ pub(super) struct LoginState {
 impl Providers {
     /// `/oauth2/start?provider=NAME&rd=PATH`: 302 to the provider's authorization endpoint.
     ///
-    /// An OIDC provider that has not answered within [`PROVIDER_CHECK_INTERVAL`] is probed
-    /// first; if it is down this is [`LoginError::ProviderUnavailable`] (503), not a redirect.
+    /// A provider that has not answered within [`PROVIDER_CHECK_INTERVAL`] is probed first (an
+    /// OIDC provider's discovery, a GitHub or Bitbucket token endpoint); if it is down this is
+    /// [`LoginError::ProviderUnavailable`] (503), not a redirect.
     ///
     /// [`PROVIDER_CHECK_INTERVAL`]: super::PROVIDER_CHECK_INTERVAL
     pub async fn start(
@@ -69,7 +70,14 @@ impl Providers {
                 let (url, state, nonce) = request.url();
                 (url, state, Some(nonce.secret().clone()))
             }
-            Backend::OAuth2 { client, .. } => {
+            Backend::OAuth2 {
+                client,
+                api,
+                reachability,
+            } => {
+                self.inner
+                    .check_oauth2_reachable(provider, api, reachability)
+                    .await?;
                 let mut request = client
                     .authorize_url(CsrfToken::new_random)
                     .add_scopes(scopes)

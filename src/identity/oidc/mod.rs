@@ -12,7 +12,9 @@
 //! Nothing touches the network at construction: discovery is lazy, cached and retried, so a
 //! provider that is down makes login answer 503 while existing sessions keep working. A cached
 //! discovery document does not hide an outage: `start` probes a provider that has not answered
-//! within [`PROVIDER_CHECK_INTERVAL`] (one probe per burst, 2 s at most) before redirecting.
+//! within [`PROVIDER_CHECK_INTERVAL`] (one probe per burst, 2 s at most) before redirecting; for
+//! GitHub and Bitbucket, whose login needs no discovery, the probe is a request to the token
+//! endpoint.
 //!
 //! How the server wires it:
 //!
@@ -52,9 +54,10 @@ mod error;
 mod exchange;
 mod flight;
 mod handlers;
+mod reachability;
 mod relying_party;
 mod verify;
 
-pub use discovery::PROVIDER_CHECK_INTERVAL;
 pub use error::{IdTokenProblem, LoginError, RefreshError};
+pub use reachability::PROVIDER_CHECK_INTERVAL;
 pub use relying_party::{CALLBACK_PATH, Providers};

@@ -10,6 +10,7 @@ use url::Url;
 use super::discovery::Discovery;
 use super::error::LoginError;
 use super::flight::Flights;
+use super::reachability::Reachability;
 use crate::identity::http_client::IdpHttpClient;
 use crate::identity::providers::{
     ConfigError, Protocol, ProviderConfig, ResolvedProvider, resolve,
@@ -53,12 +54,24 @@ pub(super) struct Provider {
 
 pub(super) enum Backend {
     Oidc(Discovery),
-    OAuth2 { client: Box<OAuth2Client>, api: Api },
+    OAuth2 {
+        client: Box<OAuth2Client>,
+        api: Api,
+        reachability: Reachability,
+    },
 }
 
 pub(super) enum Api {
     Github(ApiEndpoints),
     Bitbucket(ApiEndpoints),
+}
+
+impl Api {
+    pub(super) fn endpoints(&self) -> &ApiEndpoints {
+        match self {
+            Api::Github(endpoints) | Api::Bitbucket(endpoints) => endpoints,
+        }
+    }
 }
 
 impl std::fmt::Debug for Providers {
@@ -205,10 +218,12 @@ fn backend(config: &ResolvedProvider, redirect: &RedirectUrl) -> Result<Backend,
         Protocol::Github(e) => Ok(Backend::OAuth2 {
             client: oauth2(&e.auth_url, &e.token_url),
             api: Api::Github(e.clone()),
+            reachability: Reachability::default(),
         }),
         Protocol::Bitbucket(e) => Ok(Backend::OAuth2 {
             client: oauth2(&e.auth_url, &e.token_url),
             api: Api::Bitbucket(e.clone()),
+            reachability: Reachability::default(),
         }),
     }
 }
