@@ -538,16 +538,24 @@ fn ws_request(url: &str, origin: Option<&str>) -> hyper::Request<()> {
     request
 }
 
+/// `/app/ws` through the gateway, opened from the gateway's own origin.
+async fn same_origin_socket(
+    gateway: &GatewayProcess,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = format!("ws://{}/app/ws", gateway.addr);
+    let origin = format!("http://{}", gateway.addr);
+    let (socket, response) = tokio_tungstenite::connect_async(ws_request(&url, Some(&origin)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 101);
+    socket
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn same_origin_websocket_is_bridged_and_relays_every_frame_kind() {
     let upstream = Upstream::start().await;
     let gateway = start(&upstream, "").await;
-    let url = format!("ws://{}/app/ws", gateway.addr);
-    let origin = format!("http://{}", gateway.addr);
-    let (mut socket, response) = tokio_tungstenite::connect_async(ws_request(&url, Some(&origin)))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 101);
+    let mut socket = same_origin_socket(&gateway).await;
 
     socket.send(Message::text("hello")).await.unwrap();
     assert_eq!(
@@ -586,12 +594,7 @@ async fn same_origin_websocket_is_bridged_and_relays_every_frame_kind() {
 async fn websocket_burst_and_large_messages_relay_intact_and_in_order() {
     let upstream = Upstream::start().await;
     let gateway = start(&upstream, "").await;
-    let url = format!("ws://{}/app/ws", gateway.addr);
-    let origin = format!("http://{}", gateway.addr);
-    let (socket, _) = tokio_tungstenite::connect_async(ws_request(&url, Some(&origin)))
-        .await
-        .unwrap();
-    let (mut sink, mut stream) = socket.split();
+    let (mut sink, mut stream) = same_origin_socket(&gateway).await.split();
     let message = |i: usize| {
         let len = if i % 500 == 499 { 300 * 1024 } else { i % 97 };
         Message::binary((0..len).map(|b| (b + i) as u8).collect::<Vec<u8>>())

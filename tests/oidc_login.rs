@@ -774,7 +774,8 @@ async fn api_server_on(port: u16, routes: Routes) {
 
 const TOKEN: &str = r#"{"access_token":"test-token","token_type":"bearer","scope":"read:user,user:email,read:org"}"#;
 
-async fn oauth2_login(providers: &Providers) -> Session {
+/// Starts a login with `rd=/x` and comes back with a code, as the provider would send it.
+async fn oauth2_callback(providers: &Providers) -> Result<Session, LoginError> {
     let codec = codec();
     let started = start(providers, &codec, "?rd=/x").await.unwrap();
     let authorize = Url::parse(&started.authorize).unwrap();
@@ -787,10 +788,24 @@ async fn oauth2_login(providers: &Providers) -> Session {
     let callback = format!("/oauth2/callback?code=abc&state={}", urlencode(&state));
     let (session, rd, _) = providers
         .callback(&parts(&callback, &started.cookies), &codec)
-        .await
-        .unwrap();
+        .await?;
     assert_eq!(rd, "/x");
-    session
+    Ok(session)
+}
+
+async fn oauth2_login(providers: &Providers) -> Session {
+    oauth2_callback(providers).await.unwrap()
+}
+
+/// A Bitbucket provider whose every endpoint is on `base`.
+fn bitbucket_at(base: &str) -> Providers {
+    let config = provider_config(serde_json::json!({
+        "name": "bb", "kind": "bitbucket", "client_id": "c", "client_secret": "s",
+        "auth_url": format!("{base}/site/oauth2/authorize"),
+        "token_url": format!("{base}/site/oauth2/access_token"),
+        "api_url": format!("{base}/2.0"),
+    }));
+    Providers::new(&[config], &public_url()).unwrap()
 }
 
 #[tokio::test]
@@ -859,13 +874,7 @@ async fn bitbucket_identity_comes_from_user_emails_and_workspaces() {
     }))
     .await;
     let base = format!("http://127.0.0.1:{port}");
-    let config = provider_config(serde_json::json!({
-        "name": "bb", "kind": "bitbucket", "client_id": "c", "client_secret": "s",
-        "auth_url": format!("{base}/site/oauth2/authorize"),
-        "token_url": format!("{base}/site/oauth2/access_token"),
-        "api_url": format!("{base}/2.0"),
-    }));
-    let providers = Providers::new(&[config], &public_url()).unwrap();
+    let providers = bitbucket_at(&base);
     let session = oauth2_login(&providers).await;
     let user = &session.identity;
     assert_eq!(user.subject, "{d301aafa-d676-4ee0-88be-962be7417567}");
@@ -930,18 +939,7 @@ async fn github_lists_are_read_across_pages() {
 async fn a_next_page_on_another_origin_fails_the_login() {
     let providers =
         github_with_two_team_pages("https://evil.example/api/v3/user/teams?page=2").await;
-    let codec = codec();
-    let started = start(&providers, &codec, "?rd=/x").await.unwrap();
-    let state = Url::parse(&started.authorize)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
-    let callback = format!("/oauth2/callback?code=abc&state={}", urlencode(&state));
-    let error = providers
-        .callback(&parts(&callback, &started.cookies), &codec)
+    let error = oauth2_callback(&providers)
         .await
         .expect_err("the login fails");
     let message = error.to_string();
@@ -973,13 +971,7 @@ async fn bitbucket_lists_are_read_across_pages() {
         Some((None, body))
     });
     api_server_on(port, routes).await;
-    let config = provider_config(serde_json::json!({
-        "name": "bb", "kind": "bitbucket", "client_id": "c", "client_secret": "s",
-        "auth_url": format!("{base}/site/oauth2/authorize"),
-        "token_url": format!("{base}/site/oauth2/access_token"),
-        "api_url": format!("{base}/2.0"),
-    }));
-    let providers = Providers::new(&[config], &public_url()).unwrap();
+    let providers = bitbucket_at(&base);
     let session = oauth2_login(&providers).await;
     assert_eq!(session.identity.groups, ["one", "two"]);
 }

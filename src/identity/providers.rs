@@ -2,7 +2,7 @@
 //!
 //! OIDC-compliant presets are data (an issuer URL, default scopes, a groups claim); GitHub and
 //! Bitbucket speak plain OAuth2 plus their own APIs and live in `github.rs` / `bitbucket.rs`.
-//! [`resolve`] is the one factory `match`; it ends in an "unknown provider kind" error.
+//! `resolve` is the one factory `match`; it ends in an "unknown provider kind" error.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

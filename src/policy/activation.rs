@@ -85,7 +85,7 @@ impl<'a> Activation<'a> {
     }
 
     /// The expression's result on this request: remembered, or evaluated (and remembered
-    /// when it can be, see [`memo`](super::memo)).
+    /// when it can be, see [`memo`]).
     pub(crate) fn eval(&mut self, expr: &Expr) -> Result<bool, String> {
         let key = memo::key(expr, self.vars.user, self.vars.request);
         if let Some(key) = &key

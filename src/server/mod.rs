@@ -1,4 +1,4 @@
-//! The HTTP side: listeners, the per-request [`guard`], the upstream [`proxy`] and the
+//! The HTTP side: listeners, the per-request [`guard`], the upstream `proxy` and the
 //! [`websocket`] bridge.
 
 mod body;

@@ -2,7 +2,7 @@
 //! and the decision log.
 //!
 //! The server calls [`init_tracing`] and [`install_metrics`] once at startup, wraps each request
-//! in [`request_span`] with the id from [`request_id`], counts with the metric name constants
+//! in [`request_span`] with the id from [`request_id()`], counts with the metric name constants
 //! below, and writes each decision to a [`DecisionLog`].
 
 mod decision_log;

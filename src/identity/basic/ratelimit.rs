@@ -1,6 +1,6 @@
 //! Failed-login limits per username and per client IP, with exponential backoff.
 //!
-//! Rules in [`RateLimitConfig`](super::RateLimitConfig). The time source is a [`Clock`] so tests
+//! Rules in [`RateLimitConfig`]. The time source is a [`Clock`] so tests
 //! move time instead of sleeping.
 
 use std::collections::HashMap;

@@ -17,8 +17,6 @@ use parking_lot::{Mutex, RwLock};
 use url::Url;
 
 use super::reachability::Reachability;
-#[cfg(doc)]
-use super::reachability::{PROBE_TIMEOUT, PROVIDER_CHECK_INTERVAL};
 use crate::identity::http_client::IdpHttpClient;
 
 /// The client type once discovery filled in the authorization and token endpoints.
@@ -113,9 +111,9 @@ impl Discovery {
         self.fetch(http).await.ok()
     }
 
-    /// `Ok` when the provider answered within [`PROVIDER_CHECK_INTERVAL`]; otherwise re-fetches
-    /// discovery, waiting at most [`PROBE_TIMEOUT`] (see [`Reachability`]). Only
-    /// `/oauth2/start` calls this: requests with a session never wait for the provider.
+    /// `Ok` when the provider answered lately; otherwise re-fetches discovery, within the probe
+    /// timeout (see [`Reachability`]). Only `/oauth2/start` calls this: requests with a session
+    /// never wait for the provider.
     pub(crate) async fn check_reachable(&self, http: &IdpHttpClient) -> Result<(), String> {
         let probe = async {
             let _guard = self.fetching.lock().await;

@@ -227,7 +227,7 @@ impl Inner {
         Ok(info)
     }
 
-    /// The refresh itself; runs on its own task under [`Flights`].
+    /// The refresh itself; runs on its own task under [`Flights`](super::flight::Flights).
     pub(super) async fn refresh_now(
         &self,
         session: Session,
