@@ -15,24 +15,19 @@ const ACCEPT: &str = "application/vnd.github+json";
 
 /// github.com by default; `url` for GitHub Enterprise; single endpoints overridable.
 pub(crate) fn endpoints(config: &ProviderConfig) -> Result<ApiEndpoints, String> {
-    match config.url.as_deref().map(|u| u.trim_end_matches('/')) {
-        Some(base) => ApiEndpoints::from_config(
-            config,
-            [
-                &format!("{base}/login/oauth/authorize"),
-                &format!("{base}/login/oauth/access_token"),
-                &format!("{base}/api/v3"),
-            ],
-        ),
-        None => ApiEndpoints::from_config(
-            config,
-            [
-                "https://github.com/login/oauth/authorize",
-                "https://github.com/login/oauth/access_token",
-                "https://api.github.com",
-            ],
-        ),
-    }
+    let defaults = match config.url.as_deref().map(|u| u.trim_end_matches('/')) {
+        Some(base) => [
+            format!("{base}/login/oauth/authorize"),
+            format!("{base}/login/oauth/access_token"),
+            format!("{base}/api/v3"),
+        ],
+        None => [
+            "https://github.com/login/oauth/authorize".into(),
+            "https://github.com/login/oauth/access_token".into(),
+            "https://api.github.com".into(),
+        ],
+    };
+    ApiEndpoints::from_config(config, defaults.each_ref().map(String::as_str))
 }
 
 #[derive(Deserialize)]
