@@ -28,6 +28,9 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// The URL users reach the gateway at; redirect URIs and cookie `Secure` derive from it.
     pub public_url: url::Url,
+    /// No `public_url` was configured: it was derived from the first `listen` address and
+    /// follows it when `serve --listen` replaces the addresses.
+    public_url_follows_listen: bool,
     /// Policy directory, watched for changes; `None` serves the embedded example policies.
     pub policies: Option<PathBuf>,
     /// Directory whose templates override the embedded defaults.
@@ -190,14 +193,22 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// The public URL of a gateway without a configured `public_url`: its first listen address.
+fn url_of_listener(addr: SocketAddr, tls: bool) -> url::Url {
+    let scheme = if tls { "https" } else { "http" };
+    url::Url::parse(&format!("{scheme}://{addr}/")).expect("socket address URL")
+}
+
 impl Config {
     /// The configuration `portcullis serve` uses without `--config`: loopback only, the embedded
     /// example policies, ephemeral keys.
     pub fn embedded_default() -> Config {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 8080));
         Config {
             source: None,
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
-            public_url: url::Url::parse("http://127.0.0.1:8080/").expect("static URL"),
+            listen: vec![listen],
+            public_url: url_of_listener(listen, false),
+            public_url_follows_listen: true,
             policies: None,
             templates: None,
             tls: None,
@@ -215,6 +226,18 @@ impl Config {
             client_header_timeout: DEFAULT_CLIENT_HEADER_TIMEOUT,
             workers: default_workers(),
         }
+    }
+
+    /// `serve --listen`: these addresses instead of the configured ones (none: no change). A
+    /// public URL that was derived from `listen` is derived again, from the first of them.
+    pub fn listen_on(&mut self, addrs: Vec<SocketAddr>) {
+        let Some(&first) = addrs.first() else {
+            return;
+        };
+        if self.public_url_follows_listen {
+            self.public_url = url_of_listener(first, self.tls.is_some());
+        }
+        self.listen = addrs;
     }
 
     /// Reads, expands and validates a config file.
@@ -388,8 +411,7 @@ impl<'a> Validator<'a> {
         let public_url = match &raw.public_url {
             None => {
                 let first = listen.first().copied().unwrap_or(defaults.listen[0]);
-                let scheme = if raw.tls.is_some() { "https" } else { "http" };
-                url::Url::parse(&format!("{scheme}://{first}/")).expect("socket address URL")
+                url_of_listener(first, raw.tls.is_some())
             }
             Some(spanned) => match url::Url::parse(&spanned.value) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
@@ -465,6 +487,7 @@ impl<'a> Validator<'a> {
             source: Some(path.to_path_buf()),
             listen,
             public_url,
+            public_url_follows_listen: raw.public_url.is_none(),
             policies,
             templates,
             tls,
@@ -577,6 +600,27 @@ mod tests {
             _ => None,
         };
         Config::parse(text, Path::new("/etc/portcullis/gateway.yaml"), env)
+    }
+
+    #[test]
+    fn listen_override_moves_a_derived_public_url_and_keeps_a_configured_one() {
+        let there: SocketAddr = "127.0.0.1:9100".parse().unwrap();
+        let mut derived = parse("listen: 127.0.0.1:9000\n").unwrap();
+        derived.listen_on(vec![there]);
+        assert_eq!(derived.listen, vec![there]);
+        assert_eq!(derived.public_url.as_str(), "http://127.0.0.1:9100/");
+
+        let mut configured =
+            parse("listen: 127.0.0.1:9000\npublic_url: https://apps.example.com\n").unwrap();
+        configured.listen_on(vec![there]);
+        assert_eq!(configured.listen, vec![there]);
+        assert_eq!(configured.public_url.as_str(), "https://apps.example.com/");
+
+        let mut embedded = Config::embedded_default();
+        embedded.listen_on(Vec::new());
+        assert_eq!(embedded.public_url.as_str(), "http://127.0.0.1:8080/");
+        embedded.listen_on(vec![there]);
+        assert_eq!(embedded.public_url.as_str(), "http://127.0.0.1:9100/");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,6 +35,10 @@ enum Command {
         /// gateway.yaml; omit it to start on the embedded default.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Listen here instead of the config's `listen` (repeat for several addresses; port 0
+        /// picks a free one). Without `public_url` in the config, the public URL follows.
+        #[arg(long, value_name = "ADDR")]
+        listen: Vec<SocketAddr>,
         /// Log lines for people (human) or for log pipelines (json).
         #[arg(long, value_enum, default_value_t = LogFormat::Human)]
         log_format: LogFormat,
@@ -108,7 +113,11 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, log_format } => serve(config, log_format),
+        Command::Serve {
+            config,
+            listen,
+            log_format,
+        } => serve(config, listen, log_format),
         Command::Check { dir } => report(policy::cli::check(&dir, &mut std::io::stdout())),
         Command::Test { dir } => report(policy::cli::test(&dir, &mut std::io::stdout())),
         Command::Explain {
@@ -197,12 +206,12 @@ fn hash_password() -> ExitCode {
     }
 }
 
-fn serve(config_path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
+fn serve(config_path: Option<PathBuf>, listen: Vec<SocketAddr>, log_format: LogFormat) -> ExitCode {
     if let Err(err) = init_tracing(log_format, None) {
         eprintln!("portcullis: {err}");
         return ExitCode::FAILURE;
     }
-    let config = match &config_path {
+    let mut config = match &config_path {
         None => Config::embedded_default(),
         Some(path) => match Config::load(path) {
             Ok(config) => config,
@@ -217,6 +226,7 @@ fn serve(config_path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
             }
         },
     };
+    config.listen_on(listen);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -262,12 +272,26 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(addr) = gateway.metrics_addr() {
         banner.push_str(&format!("portcullis metrics on http://{addr}/metrics\n"));
     }
-    banner.push_str(&format!("open {public_url}\n"));
+    banner.push_str(&format!(
+        "open {}\n",
+        url_to_open(public_url, &gateway.local_addrs())
+    ));
     let mut stdout = std::io::stdout();
     let _ = stdout
         .write_all(banner.as_bytes())
         .and_then(|()| stdout.flush());
     gateway.run(shutdown_signal()).await
+}
+
+/// The public URL, or where its port is 0 (the kernel picks one when the gateway listens on
+/// port 0), the first address the gateway bound.
+fn url_to_open(public_url: url::Url, bound: &[SocketAddr]) -> url::Url {
+    match (public_url.port(), bound.first()) {
+        (Some(0), Some(addr)) => {
+            url::Url::parse(&format!("{}://{addr}/", public_url.scheme())).unwrap_or(public_url)
+        }
+        _ => public_url,
+    }
 }
 
 /// `kill -HUP` reloads the policy directory (the watcher does the same on every change).

@@ -670,6 +670,60 @@ async fn shutdown_closes_websockets_with_1001() {
     assert!(exit.await.unwrap().success());
 }
 
+/// The README's first command: no config, no identity provider, nothing in the working
+/// directory. The embedded policies and the built-in demo upstream serve.
+#[tokio::test(flavor = "multi_thread")]
+async fn quickstart_serves_the_embedded_default_without_any_config() {
+    let gateway = tokio::task::spawn_blocking(GatewayProcess::start_embedded_default)
+        .await
+        .unwrap();
+    let open = format!("open http://{}/", gateway.addr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gateway.stdout.lock().unwrap().contains(&open) {
+        assert!(
+            Instant::now() < deadline,
+            "the banner names the bound port: {:?}",
+            gateway.stdout.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The demo route is open to guests; the demo upstream sees the canonical path, as an HTTP
+    // upstream would, and none of the client's identity headers.
+    let reply = get(
+        &gateway.url("/%2e%2e/x/./y//z?q=%2F"),
+        &[
+            ("x-forwarded-user", "mallory"),
+            ("accept", "application/json"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let seen: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(seen["app"], "portcullis builtin:whoami");
+    assert_eq!(seen["path"], "/x/y/z");
+    assert_eq!(seen["query"], "q=%2F");
+    assert!(seen["headers"].get("x-forwarded-user").is_none(), "{seen}");
+    assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+
+    // The example admin route needs a login, and without a provider the gateway says why.
+    let reply = get(&gateway.url("/admin/"), &[("accept", "text/html")]).await;
+    assert_eq!(reply.status, 302);
+    let login = reply.headers["location"].to_str().unwrap();
+    assert_eq!(login, "/oauth2/start?rd=/admin/");
+    let reply = get(&gateway.url(login), &[("accept", "application/json")]).await;
+    assert_eq!(reply.status, 503);
+    assert!(
+        reply.body.contains("No login method is configured"),
+        "{}",
+        reply.body
+    );
+
+    let reply = get(&gateway.url("/readyz"), &[]).await;
+    let ready: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn health_and_readiness_endpoints_answer() {
     let upstream = Upstream::start().await;

@@ -417,14 +417,15 @@ async fn allow(
     }
 
     *request.headers_mut() = upstream_headers;
+    // Every upstream, the built-in one too, sees exactly the path that was matched.
+    let target = origin_form(request.uri(), &info.path)?;
+    prepare_request(&mut request, target);
     match &route.upstream {
         Upstream::Whoami => {
             let access_token = &shared.identity_headers.access_token.0;
             Ok(Box::pin(whoami::respond(request, access_token)).await)
         }
         Upstream::Http(base) => {
-            let target = origin_form(request.uri(), &info.path)?;
-            prepare_request(&mut request, target);
             let result = connection.upstream.forward(base, request, decided_at).await;
             shared
                 .meters

@@ -73,12 +73,28 @@ impl GatewayProcess {
             .args(args)
             .arg("--config")
             .arg(dir.path().join("gateway.yaml"))
-            .env("RUST_LOG", "info,portcullis=debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("RUST_LOG", "info,portcullis=debug");
         for (name, value) in env {
             command.env(name, value);
         }
+        Self::launch(command, dir)
+    }
+
+    /// `portcullis serve` without any config, as the README's quickstart runs it, on a free
+    /// port, from an empty working directory.
+    pub fn start_embedded_default() -> GatewayProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env("RUST_LOG", "info,portcullis=debug");
+        Self::launch(command, dir)
+    }
+
+    /// Runs `command` and waits for the line that names the port it listens on.
+    fn launch(mut command: Command, dir: tempfile::TempDir) -> GatewayProcess {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("start portcullis");
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
