@@ -99,7 +99,12 @@ async fn hop_by_hop_headers_are_dropped_and_forwarded_headers_set() {
         "a client cannot forge its address"
     );
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
-    assert_eq!(seen.header("x-forwarded-host"), Some("127.0.0.1"));
+    let client_host = gateway.addr.to_string();
+    assert_eq!(
+        seen.header("x-forwarded-host"),
+        Some(client_host.as_str()),
+        "the Host the client sent, port included"
+    );
     assert!(seen.header("x-request-id").is_some());
     assert!(reply.headers.contains_key("x-request-id"));
 }
@@ -705,6 +710,10 @@ async fn quickstart_serves_the_embedded_default_without_any_config() {
     assert_eq!(seen["query"], "q=%2F");
     assert!(seen["headers"].get("x-forwarded-user").is_none(), "{seen}");
     assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(
+        seen["headers"]["x-forwarded-host"],
+        gateway.addr.to_string()
+    );
 
     // The example admin route needs a login, and without a provider the gateway says why.
     let reply = get(&gateway.url("/admin/"), &[("accept", "text/html")]).await;

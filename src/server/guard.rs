@@ -372,7 +372,7 @@ async fn allow(
     let forwarded = ForwardedFacts {
         peer: &connection.peer,
         scheme: ctx.scheme.as_str(),
-        host: &info.host,
+        host: upstream_headers.get(header::HOST).cloned(),
     };
     set_forwarded(&mut upstream_headers, forwarded);
     upstream_headers.insert(REQUEST_ID_HEADER, ctx.request_id.header_value());

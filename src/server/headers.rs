@@ -208,11 +208,13 @@ impl ForwardedPeer {
 }
 
 /// Facts about the client connection used to set `X-Forwarded-*`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ForwardedFacts<'a> {
     pub peer: &'a ForwardedPeer,
     pub scheme: &'a str,
-    pub host: &'a str,
+    /// The `Host` the client asked for, port included (HTTP/2: its `:authority`), as apps that
+    /// build absolute URLs from `X-Forwarded-Host` (Django, Werkzeug) need it.
+    pub host: Option<HeaderValue>,
 }
 
 /// Sets `X-Forwarded-For/-Proto/-Host`. From a trusted proxy the existing chain is kept and the
@@ -226,7 +228,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, facts: ForwardedFacts<'_>) {
     } else {
         "http"
     });
-    let host = HeaderValue::try_from(facts.host).ok();
+    let host = facts.host;
     if facts.peer.is_trusted_proxy {
         let chain = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
             Some(existing) => HeaderValue::try_from(format!("{existing}, {}", facts.peer.ip)).ok(),
@@ -374,12 +376,12 @@ mod tests {
         let facts = ForwardedFacts {
             peer: &peer,
             scheme: "http",
-            host: "apps.example.com",
+            host: Some(HeaderValue::from_static("apps.example.com:8443")),
         };
         set_forwarded(&mut map, facts);
         assert_eq!(map["x-forwarded-for"], "127.0.0.9");
         assert_eq!(map["x-forwarded-proto"], "http");
-        assert_eq!(map["x-forwarded-host"], "apps.example.com");
+        assert_eq!(map["x-forwarded-host"], "apps.example.com:8443");
         assert!(!map.contains_key("forwarded"));
     }
 
@@ -393,7 +395,7 @@ mod tests {
         let facts = ForwardedFacts {
             peer: &peer,
             scheme: "http",
-            host: "h",
+            host: Some(HeaderValue::from_static("h")),
         };
         set_forwarded(&mut map, facts);
         assert_eq!(map["x-forwarded-for"], "203.0.113.7, 127.0.0.2");
