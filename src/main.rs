@@ -301,11 +301,14 @@ async fn reload_on_sighup(policies: std::sync::Arc<PolicyStore>) {
         return;
     };
     while hangups.recv().await.is_some() {
-        match policies.reload() {
-            Ok(generation) => tracing::info!(generation, "SIGHUP: policies reloaded"),
-            Err(errors) => {
+        // File reads, and a short wait for a ConfigMap update to settle: not on the runtime.
+        let store = policies.clone();
+        match tokio::task::spawn_blocking(move || store.reload()).await {
+            Ok(Ok(generation)) => tracing::info!(generation, "SIGHUP: policies reloaded"),
+            Ok(Err(errors)) => {
                 tracing::warn!(%errors, "SIGHUP: policies do not compile; the last good set keeps serving")
             }
+            Err(err) => tracing::error!(error = %err, "SIGHUP: the policy reload failed"),
         }
     }
 }

@@ -45,7 +45,9 @@ pub(crate) fn is_test_file(name: &str) -> bool {
     !name.starts_with('.') && (name.ends_with("_test.yaml") || name.ends_with("_test.yml"))
 }
 
-/// Files in `dir` whose names pass `keep`, sorted, following symlinks.
+/// Entries of `dir` whose names pass `keep`, sorted. Whatever the entry is (a file, a symlink,
+/// even a dangling one, a directory) it is listed: a name that says "policy" and cannot be read
+/// as one is an error, not something to skip, or a deny rule could silently stop applying.
 pub(crate) fn list(dir: &Path, keep: fn(&str) -> bool) -> Result<Vec<PathBuf>, PolicyErrors> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         io_error(
@@ -68,11 +70,7 @@ pub(crate) fn list(dir: &Path, keep: fn(&str) -> bool) -> Result<Vec<PathBuf>, P
         if !keep(name) {
             continue;
         }
-        let path = entry.path();
-        // `metadata` follows symlinks: a dangling link mid-swap is skipped, a directory too.
-        if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-            files.push(path);
-        }
+        files.push(entry.path());
     }
     files.sort();
     Ok(files)
@@ -80,6 +78,9 @@ pub(crate) fn list(dir: &Path, keep: fn(&str) -> bool) -> Result<Vec<PathBuf>, P
 
 /// How often [`read_dir`] reads a directory that changed under it before giving up.
 const READ_ATTEMPTS: usize = 5;
+
+/// How long [`read_dir`] waits before looking again at a file whose target is missing.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// The policy sources of `dir`, all from one version of it.
 ///
@@ -90,9 +91,18 @@ const READ_ATTEMPTS: usize = 5;
 /// and after reading: files are read from the resolved targets, and when any target, or the
 /// list of files, changed meanwhile, the directory is read again. A directory that keeps
 /// changing is an error (the last good set keeps serving; the next change reloads).
+///
+/// A file whose target is missing is looked at again after [`SETTLE`]: a ConfigMap update
+/// removes a deleted file's symlink just after the swap, so for a moment it dangles. One that
+/// still dangles after every attempt is reported as the error it is.
 pub(crate) fn read_dir(dir: &Path) -> Result<Vec<PolicySource>, PolicyErrors> {
     let mut targets = resolve(list(dir, is_policy_file)?);
-    for _ in 0..READ_ATTEMPTS {
+    for attempt in 1..=READ_ATTEMPTS {
+        if attempt < READ_ATTEMPTS && targets.iter().any(|(_, target)| target.is_none()) {
+            std::thread::sleep(SETTLE);
+            targets = resolve(list(dir, is_policy_file)?);
+            continue;
+        }
         let read = read_targets(dir, &targets);
         let after = resolve(list(dir, is_policy_file)?);
         if after == targets {
@@ -138,12 +148,15 @@ fn read_targets(
                 path: path.clone(),
                 text,
             }),
-            Err(e) => errors.push(PolicyError::new(
-                Kind::Io,
-                &Pos::file(&Arc::from(path.as_path())),
-                format!("cannot read policy file: {e}"),
-                "check the file's permissions and encoding (UTF-8)",
-            )),
+            Err(err) => {
+                let (message, hint) = unreadable(path, &err);
+                errors.push(PolicyError::new(
+                    Kind::Io,
+                    &Pos::file(&Arc::from(path.as_path())),
+                    message,
+                    hint,
+                ));
+            }
         }
     }
     if errors.is_empty() {
@@ -151,4 +164,26 @@ fn read_targets(
     } else {
         Err(PolicyErrors(errors))
     }
+}
+
+/// Why the entry at `path`, named like a policy file, could not be read, and what to do.
+fn unreadable(path: &Path, err: &std::io::Error) -> (String, &'static str) {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return (
+            "a directory with a policy file's name".into(),
+            "rename it or move it out of the policy directory",
+        );
+    }
+    if let Ok(target) = std::fs::read_link(path)
+        && std::fs::metadata(path).is_err()
+    {
+        return (
+            format!("a symlink to {}, which does not exist", target.display()),
+            "fix the link or remove it",
+        );
+    }
+    (
+        format!("cannot read policy file: {err}"),
+        "check the file's permissions and encoding (UTF-8)",
+    )
 }

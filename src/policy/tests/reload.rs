@@ -295,3 +295,70 @@ fn a_reload_racing_a_configmap_swap_reads_every_file_from_one_version() {
         failed.first(),
     );
 }
+
+/// A global deny kept in its own file, `deny.yaml`, turned into a symlink to a file that does
+/// not exist: skipping it would lift the deny, so the directory does not load, the error names
+/// the link, and the last good set (with the deny) keeps serving.
+#[test]
+fn a_dangling_policy_symlink_is_an_error_not_a_skipped_file() {
+    use std::os::unix::fs::symlink;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("app.yaml"), policy("allow")).expect("write");
+    let deny = "rules:\n  - name: closed\n    deny: {}\n";
+    fs::write(dir.path().join("deny.yaml"), deny).expect("write");
+    let (store, _watch) = open(dir.path());
+    assert_eq!(outcome(&store, "/app/x"), Outcome::Deny);
+
+    fs::remove_file(dir.path().join("deny.yaml")).expect("rm");
+    symlink("/nonexistent/deny.yaml", dir.path().join("deny.yaml")).expect("symlink");
+    let errors = store
+        .reload()
+        .expect_err("a dangling policy file does not load");
+    let first = errors.first_line();
+    assert!(
+        first.contains("deny.yaml")
+            && first.contains("/nonexistent/deny.yaml, which does not exist"),
+        "{first}"
+    );
+    assert_eq!(store.status().generation, 1, "nothing swapped");
+    assert_eq!(outcome(&store, "/app/x"), Outcome::Deny);
+
+    fs::remove_file(dir.path().join("deny.yaml")).expect("rm");
+    fs::create_dir(dir.path().join("deny.yaml")).expect("mkdir");
+    let errors = store
+        .reload()
+        .expect_err("a directory named like a policy does not load");
+    assert!(
+        errors
+            .first_line()
+            .contains("a directory with a policy file's name"),
+        "{}",
+        errors.first_line()
+    );
+    assert_eq!(outcome(&store, "/app/x"), Outcome::Deny);
+}
+
+/// A ConfigMap update that deletes a file swaps `..data` first and removes the file's symlink
+/// a moment later: in between the link dangles. A read in that moment waits for the removal
+/// instead of failing.
+#[test]
+fn a_symlink_that_dangles_for_a_moment_is_waited_for() {
+    use std::os::unix::fs::symlink;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("app.yaml"), policy("allow")).expect("write");
+    let gone = dir.path().join("gone.yaml");
+    symlink("..data/gone.yaml", &gone).expect("symlink");
+    let remover = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        fs::remove_file(gone).expect("rm");
+    });
+    let sources = super::super::load::read_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    remover.join().expect("remover");
+    let names: Vec<_> = sources
+        .iter()
+        .map(|s| s.path.file_name().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["app.yaml"]);
+}
