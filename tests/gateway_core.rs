@@ -49,13 +49,22 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
             ("X-Forwarded-Preferred-Username", "admin"),
             ("Remote-User", "root"),
             ("X-Legacy-User", "root"),
+            // Spellings that CGI-style servers (WSGI, PHP) read as the dashed names.
+            ("X_Forwarded_User", "admin"),
+            ("X_Auth_Request_Email", "admin@example.com"),
+            ("X-Auth_Request-Groups", "admins"),
+            ("Remote_User", "root"),
+            ("X_Legacy_User", "root"),
+            ("X_Forwarded_For", "10.0.0.1"),
             ("X-Keep-Me", "yes"),
+            ("X_Keep_Me_Too", "yes"),
         ],
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let seen = upstream.last();
     for (name, _) in &seen.headers {
+        let name = name.replace('_', "-");
         assert!(
             !name.starts_with("x-auth-")
                 && ![
@@ -71,6 +80,9 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
         );
     }
     assert_eq!(seen.header("x-keep-me"), Some("yes"));
+    assert_eq!(seen.header("x_keep_me_too"), Some("yes"));
+    assert_eq!(seen.header("x_forwarded_for"), None);
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -36,6 +36,22 @@ const BUILT_IN: &[&str] = &[
     "x-remote-groups",
 ];
 
+/// Set by the gateway itself ([`set_forwarded`]), which replaces or appends to the dashed
+/// spellings; only their underscore spellings are stripped.
+const SET_BY_THE_GATEWAY: &[&str] = &["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+
+/// `name` is `canonical` once every `_` in it is read as `-`. CGI-style servers (WSGI for
+/// Django and Flask, PHP) turn both `X-Forwarded-User` and `X_Forwarded_User` into
+/// `HTTP_X_FORWARDED_USER`, so a client's underscore spelling would pass for the gateway's
+/// header (oauth2-proxy's CVE-2025-64484).
+fn same_dashed(name: &[u8], canonical: &[u8]) -> bool {
+    name.len() == canonical.len()
+        && name
+            .iter()
+            .zip(canonical)
+            .all(|(&a, &b)| a == b || (a == b'_' && b == b'-'))
+}
+
 impl IdentityHeaderStripper {
     /// `extra` adds configured names (identity header names, the capability header, `headers.strip`).
     pub fn new<'a>(
@@ -67,6 +83,7 @@ impl IdentityHeaderStripper {
                 name.starts_with(RESERVED_PREFIX)
                     || (self.lengths & length_bit(name) != 0
                         && self.exact.iter().any(|exact| exact.as_str() == name))
+                    || (name.contains('_') && self.is_underscore_spelling(name.as_bytes()))
             })
             .cloned()
             .collect();
@@ -77,6 +94,18 @@ impl IdentityHeaderStripper {
             }
         }
         removed
+    }
+
+    /// `name` (with an `_`) is one of ours spelled with underscores for dashes.
+    fn is_underscore_spelling(&self, name: &[u8]) -> bool {
+        let prefix = RESERVED_PREFIX.as_bytes();
+        (name.len() >= prefix.len() && same_dashed(&name[..prefix.len()], prefix))
+            || self
+                .exact
+                .iter()
+                .map(HeaderName::as_str)
+                .chain(SET_BY_THE_GATEWAY.iter().copied())
+                .any(|known| same_dashed(name, known.as_bytes()))
     }
 }
 
@@ -288,6 +317,41 @@ mod tests {
         assert_eq!(removed, 9);
         assert_eq!(map.len(), 1);
         assert!(map.contains_key("accept"));
+    }
+
+    #[test]
+    fn underscore_spellings_of_our_headers_are_removed_and_others_kept() {
+        let stripper = IdentityHeaderStripper::new(["X-Custom-User"]).unwrap();
+        let mut map = headers(&[
+            ("x_forwarded_user", "admin"),
+            ("X_Forwarded_Email", "a@b.c"),
+            ("x-forwarded_groups", "admins"),
+            ("remote_user", "root"),
+            ("x_auth_request_user", "admin"),
+            ("x-auth_capability", "forged"),
+            ("x_custom_user", "mallory"),
+            ("x_forwarded_for", "10.0.0.1"),
+            ("x_forwarded_host", "evil.example"),
+            ("x_forwarded_proto", "https"),
+            // Not ours: kept, whatever their spelling.
+            ("x_request_id", "abc"),
+            ("access_token", "for-the-app"),
+            ("x_authority", "1"),
+            ("x-forwarded-for", "10.0.0.2"),
+        ]);
+        let removed = stripper.strip(&mut map);
+        assert_eq!(removed, 10, "{map:?}");
+        let mut kept: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(
+            kept,
+            [
+                "access_token",
+                "x-forwarded-for",
+                "x_authority",
+                "x_request_id"
+            ]
+        );
     }
 
     #[test]
