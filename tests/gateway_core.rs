@@ -246,6 +246,46 @@ async fn bypass_spellings_never_reach_a_protected_route_as_a_guest() {
     );
 }
 
+/// Two `Host` lines: the gateway would match the route on one and a virtual-hosting upstream
+/// might serve the other, so the request is refused before either is used.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_with_two_host_lines_is_refused() {
+    let upstream = Upstream::start().await;
+    let url = upstream.url();
+    let policy = format!(
+        "routes:\n\
+         \x20 - name: public\n    match: {{ host: public.example }}\n    upstream: {url}\n\
+         \x20   rules:\n      - name: guests\n        guest: true\n\
+         \x20 - name: admin\n    match: {{ host: admin.example }}\n    upstream: {url}\n\
+         \x20   rules:\n      - name: logged in\n        allow: {{}}\n"
+    );
+    let gateway = GatewayProcess::start_async("", &[("app.yaml", &policy)]).await;
+    let send = |head: &'static str| {
+        let addr = gateway.addr;
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!("GET /x HTTP/1.1\r\n{head}connection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.unwrap();
+            response
+        }
+    };
+    let response = send("host: public.example\r\n").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let before = upstream.seen.lock().unwrap().len();
+    for head in [
+        "host: public.example\r\nhost: admin.example\r\n",
+        "host: admin.example\r\nhost: public.example\r\n",
+        "host: public.example\r\nhost: public.example\r\n",
+    ] {
+        let response = send(head).await;
+        assert!(response.starts_with("HTTP/1.1 400"), "{head}: {response}");
+        assert!(response.contains("more than one Host header"), "{response}");
+    }
+    assert_eq!(upstream.seen.lock().unwrap().len(), before);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn absolute_form_target_overrides_a_conflicting_host_header() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -19,6 +19,8 @@ pub enum ErrorSource {
 pub enum GatewayError {
     BadPath(PathError),
     MissingHost,
+    /// More than one `Host` line: which one names the route would be the upstream's guess.
+    SeveralHosts,
     /// The policy denied the request; the reason is the decision's.
     Denied {
         reason: String,
@@ -41,6 +43,7 @@ impl GatewayError {
         match self {
             GatewayError::BadPath(_)
             | GatewayError::MissingHost
+            | GatewayError::SeveralHosts
             | GatewayError::MalformedUpgrade(_) => StatusCode::BAD_REQUEST,
             GatewayError::Denied { .. }
             | GatewayError::CrossOriginWebSocket { .. }
@@ -66,6 +69,7 @@ impl GatewayError {
         match self {
             GatewayError::BadPath(_)
             | GatewayError::MissingHost
+            | GatewayError::SeveralHosts
             | GatewayError::MalformedUpgrade(_)
             | GatewayError::Denied { .. }
             | GatewayError::CrossOriginWebSocket { .. }
@@ -83,6 +87,7 @@ impl GatewayError {
         match self {
             GatewayError::BadPath(_) => "bad_path",
             GatewayError::MissingHost => "missing_host",
+            GatewayError::SeveralHosts => "several_hosts",
             GatewayError::MalformedUpgrade(_) => "bad_upgrade",
             GatewayError::Denied { .. } => "forbidden",
             GatewayError::CrossOriginWebSocket { .. } => "cross_origin_websocket",
@@ -115,6 +120,7 @@ impl fmt::Display for GatewayError {
         match self {
             GatewayError::BadPath(err) => write!(f, "bad request path: {err}"),
             GatewayError::MissingHost => f.write_str("the request names no host"),
+            GatewayError::SeveralHosts => f.write_str("the request has more than one Host header"),
             GatewayError::Denied { reason } => write!(f, "access denied: {reason}"),
             GatewayError::CrossOriginWebSocket { origin } => {
                 write!(

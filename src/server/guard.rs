@@ -230,7 +230,7 @@ async fn pipeline(
 
     // 2 normalize
     let path = normalize(request.uri().path()).map_err(GatewayError::BadPath)?;
-    let host = request_host(&request).ok_or(GatewayError::MissingHost)?;
+    let host = request_host(&request)?;
     // The host the route was matched on is the host the upstream sees: HTTP/2's `:authority`
     // and an absolute-form target both replace any `Host` the client also sent (RFC 9112 3.2.2),
     // so a request cannot be routed by one host and served by the upstream as another.
@@ -459,19 +459,31 @@ const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUM
     .remove(b'~');
 
 /// Host the client asked for, lower-cased without the port: `:authority` (HTTP/2) or `Host`.
-fn request_host<B>(request: &Request<B>) -> Option<String> {
-    let raw = match request.uri().authority() {
-        Some(authority) => authority.host().to_string(),
-        None => {
-            let value = request.headers().get(header::HOST)?.to_str().ok()?;
-            if let Some(host) = plain_host(value) {
-                return Some(host.to_owned());
-            }
-            let authority: http::uri::Authority = value.parse().ok()?;
-            authority.host().to_string()
-        }
-    };
-    let host = raw
+/// Several `Host` lines are refused (RFC 9112 3.2), whatever the target: the route would be
+/// matched on one and the upstream might serve another.
+fn request_host<B>(request: &Request<B>) -> Result<String, GatewayError> {
+    let mut lines = request.headers().get_all(header::HOST).iter();
+    let first = lines.next();
+    if lines.next().is_some() {
+        return Err(GatewayError::SeveralHosts);
+    }
+    if let Some(authority) = request.uri().authority() {
+        return bare_host(authority.host()).ok_or(GatewayError::MissingHost);
+    }
+    let value = first
+        .ok_or(GatewayError::MissingHost)?
+        .to_str()
+        .map_err(|_| GatewayError::MissingHost)?;
+    if let Some(host) = plain_host(value) {
+        return Ok(host.to_owned());
+    }
+    let authority: http::uri::Authority = value.parse().map_err(|_| GatewayError::MissingHost)?;
+    bare_host(authority.host()).ok_or(GatewayError::MissingHost)
+}
+
+/// An authority's host lower-cased, without an IPv6 literal's brackets; `None` when empty.
+fn bare_host(host: &str) -> Option<String> {
+    let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_ascii_lowercase();
@@ -529,6 +541,34 @@ mod tests {
                 .body(())
                 .unwrap(),
         )
+        .ok()
+    }
+
+    #[test]
+    fn several_host_lines_are_refused_whatever_the_target() {
+        for target in ["/x", "http://app.example.com/x"] {
+            let two = Request::builder()
+                .uri(target)
+                .header(header::HOST, "public.example.com")
+                .header(header::HOST, "admin.example.com")
+                .body(())
+                .unwrap();
+            assert!(
+                matches!(request_host(&two), Err(GatewayError::SeveralHosts)),
+                "{target}"
+            );
+        }
+        let none = Request::builder().body(()).unwrap();
+        assert!(matches!(
+            request_host(&none),
+            Err(GatewayError::MissingHost)
+        ));
+        let absolute = Request::builder()
+            .uri("http://App.Example.com:8080/x")
+            .header(header::HOST, "public.example.com")
+            .body(())
+            .unwrap();
+        assert_eq!(request_host(&absolute).unwrap(), "app.example.com");
     }
 
     #[test]
