@@ -681,13 +681,15 @@ async fn cross_origin_websocket_upgrade_is_refused() {
     let upstream = Upstream::start().await;
     let gateway = start(&upstream, "").await;
     let url = format!("ws://{}/app/ws", gateway.addr);
-    let refused =
-        tokio_tungstenite::connect_async(ws_request(&url, Some("https://evil.example.net"))).await;
-    match refused {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 403)
+    // Another site, and another app on the gateway's host (same cookies, another origin).
+    let other_port = format!("http://127.0.0.1:{}", gateway.addr.port() ^ 1);
+    for origin in ["https://evil.example.net", other_port.as_str()] {
+        match tokio_tungstenite::connect_async(ws_request(&url, Some(origin))).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 403, "{origin}")
+            }
+            other => panic!("cross-origin upgrade from {origin} was not refused: {other:?}"),
         }
-        other => panic!("cross-origin upgrade was not refused: {other:?}"),
     }
     let url = format!("ws://{}/plain/ws", gateway.addr);
     match tokio_tungstenite::connect_async(ws_request(&url, None)).await {

@@ -398,7 +398,7 @@ async fn allow(
         if !route.websocket {
             return Err(GatewayError::WebSocketNotAllowed);
         }
-        websocket::check_origin(&info.headers, &route, &info.host)?;
+        websocket::check_origin(&info.headers, &route)?;
         *request.headers_mut() = info.headers.clone();
         let upgrade = websocket::UpgradeContext {
             registry: &shared.websockets,

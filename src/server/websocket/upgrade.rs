@@ -42,9 +42,12 @@ pub fn client_key(headers: &HeaderMap) -> Result<HeaderValue, GatewayError> {
 }
 
 /// Stops cross-site WebSocket hijacking: a browser always sends `Origin`, and it must be one the
-/// route allows: the gateway's own host, plus the route's `allowed_origins`. Clients that send
-/// none are not browsers.
-pub fn check_origin(headers: &HeaderMap, route: &Route, host: &str) -> Result<(), GatewayError> {
+/// route allows: the host and port the request was sent to (its `Host`), plus the route's
+/// `allowed_origins`. Clients that send none are not browsers.
+///
+/// The port counts: cookies are shared by every port of a host, so a page served by another
+/// app on the same host but another port must not open a socket with the user's session.
+pub fn check_origin(headers: &HeaderMap, route: &Route) -> Result<(), GatewayError> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
@@ -53,7 +56,10 @@ pub fn check_origin(headers: &HeaderMap, route: &Route, host: &str) -> Result<()
         .unwrap_or_default()
         .trim_end_matches('/')
         .to_ascii_lowercase();
-    let same_host = origin_host(&origin).is_some_and(|origin_host| origin_host == host);
+    let same_host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .is_some_and(|host| names_the_host(&origin, host));
     let listed = route
         .allowed_origins
         .iter()
@@ -66,13 +72,26 @@ pub fn check_origin(headers: &HeaderMap, route: &Route, host: &str) -> Result<()
     }
 }
 
-/// Host of an origin `scheme://host[:port]`, without the port.
-fn origin_host(origin: &str) -> Option<&str> {
-    let (_, rest) = origin.split_once("://")?;
-    if let Some(bracketed) = rest.strip_prefix('[') {
-        return bracketed.split_once(']').map(|(host, _)| host);
-    }
-    Some(rest.split(':').next().unwrap_or(rest))
+/// Whether `origin` (`scheme://host[:port]`) names the host and port of `host` (a `Host`
+/// value; without a port, the default port of the origin's scheme: the gateway may sit behind
+/// a proxy that terminates TLS).
+fn names_the_host(origin: &str, host: &str) -> bool {
+    let Ok(origin) = url::Url::parse(origin) else {
+        return false;
+    };
+    let Ok(host) = host.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    let default_port = match origin.scheme() {
+        "https" => 443,
+        "http" => 80,
+        _ => return false,
+    };
+    let Some(origin_host) = origin.host_str() else {
+        return false;
+    };
+    origin_host.eq_ignore_ascii_case(host.host())
+        && origin.port().unwrap_or(default_port) == host.port_u16().unwrap_or(default_port)
 }
 
 /// Headers that belong to one handshake and must not be copied to the other.
@@ -98,31 +117,45 @@ mod tests {
         }
     }
 
-    fn with_origin(origin: &str) -> HeaderMap {
+    fn upgrade(origin: &str, host: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(header::ORIGIN, HeaderValue::try_from(origin).unwrap());
+        headers.insert(header::HOST, HeaderValue::try_from(host).unwrap());
         headers
     }
 
     #[test]
-    fn same_host_origin_is_allowed_by_default() {
-        let headers = with_origin("https://apps.example.com");
-        assert!(check_origin(&headers, &route(&[]), "apps.example.com").is_ok());
-        let headers = with_origin("http://127.0.0.1:8080");
-        assert!(check_origin(&headers, &route(&[]), "127.0.0.1").is_ok());
+    fn an_origin_on_the_requested_host_and_port_is_allowed_by_default() {
+        for (origin, host) in [
+            ("https://apps.example.com", "apps.example.com"),
+            ("https://Apps.Example.com/", "apps.example.com:443"),
+            ("http://apps.example.com", "apps.example.com"),
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("http://[::1]:8080", "[::1]:8080"),
+        ] {
+            let headers = upgrade(origin, host);
+            assert!(
+                check_origin(&headers, &route(&[])).is_ok(),
+                "{origin} {host}"
+            );
+        }
     }
 
     #[test]
-    fn cross_site_origin_is_refused() {
-        for origin in [
-            "https://evil.example.net",
-            "https://apps.example.com.evil.net",
-            "null",
+    fn cross_site_and_other_port_origins_are_refused() {
+        for (origin, host) in [
+            ("https://evil.example.net", "apps.example.com"),
+            ("https://apps.example.com.evil.net", "apps.example.com"),
+            ("null", "apps.example.com"),
+            // Another app on the same host shares its cookies, not its origin.
+            ("http://127.0.0.1:9999", "127.0.0.1:8080"),
+            ("https://apps.example.com:8443", "apps.example.com"),
+            ("https://apps.example.com", "apps.example.com:8443"),
         ] {
-            let headers = with_origin(origin);
+            let headers = upgrade(origin, host);
             assert!(
-                check_origin(&headers, &route(&[]), "apps.example.com").is_err(),
-                "{origin}"
+                check_origin(&headers, &route(&[])).is_err(),
+                "{origin} {host}"
             );
         }
     }
@@ -130,9 +163,10 @@ mod tests {
     #[test]
     fn listed_origins_are_allowed_besides_the_same_host() {
         let allowed = route(&["https://dash.example.com"]);
-        assert!(check_origin(&with_origin("https://dash.example.com/"), &allowed, "x").is_ok());
-        assert!(check_origin(&with_origin("https://x"), &allowed, "x").is_ok());
-        assert!(check_origin(&with_origin("https://other.example.com"), &allowed, "x").is_err());
+        let check = |origin: &str| check_origin(&upgrade(origin, "x"), &allowed);
+        assert!(check("https://dash.example.com/").is_ok());
+        assert!(check("https://x").is_ok());
+        assert!(check("https://other.example.com").is_err());
     }
 
     #[test]
