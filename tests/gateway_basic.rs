@@ -392,3 +392,137 @@ async fn rate_limited_login_is_a_429_page_or_json_and_recovers() {
     );
     assert_eq!(recovered.headers()["location"], "/app/home");
 }
+
+/// Logs alice in through the form in a fresh browser and returns its cookies, a session of its
+/// own.
+async fn logged_in_cookies(base: &str) -> String {
+    let mut browser = Browser::new();
+    let csrf = login_form(&mut browser, base).await;
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("username", "alice"),
+        ("password", "alice-password"),
+        ("rd", "/ws/"),
+    ];
+    let response = post_login(&mut browser, base, &fields).await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    browser.cookie_header()
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A same-origin WebSocket to the upstream's echo (`/ws/ws`) with `cookies`, checked to echo.
+async fn open_socket(gateway: &GatewayProcess, cookies: &str) -> Ws {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let mut request = format!("ws://{}/ws/ws", gateway.addr)
+        .into_client_request()
+        .unwrap();
+    let origin = format!("http://{}", gateway.addr);
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("cookie", cookies.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .unwrap_or_else(|e| panic!("upgrade refused: {e}\n{}", gateway.logs()));
+    socket.send(Message::text("ping")).await.unwrap();
+    assert_eq!(socket.next().await.unwrap().unwrap(), Message::text("ping"));
+    socket
+}
+
+/// The close frame `socket` receives next, within `within`; the closing handshake is then
+/// finished (the reply sent, the connection ended).
+async fn close_frame(
+    socket: &mut Ws,
+    within: std::time::Duration,
+) -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    loop {
+        match tokio::time::timeout(within, socket.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                while let Some(Ok(_)) = socket.next().await {}
+                return frame;
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    }
+}
+
+/// A socket opened with a session ends with it: logging out closes the session's sockets
+/// (1008), not another session's; the session's expiry closes the rest.
+#[tokio::test(flavor = "multi_thread")]
+async fn websockets_close_when_their_session_logs_out_or_expires() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let setup = setup_with(
+        "basic_auth:\n  credentials_file: users.yaml\nsession:\n  ttl: 5s\n",
+        |upstream| analysts_route("ws", "/ws/**", "    websocket: true\n", upstream),
+    )
+    .await;
+    let leaving = logged_in_cookies(&setup.base).await;
+    let staying = logged_in_cookies(&setup.base).await;
+    let logged_in_at = std::time::Instant::now();
+    let mut first = open_socket(&setup.gateway, &leaving).await;
+    let mut second = open_socket(&setup.gateway, &leaving).await;
+    let mut other = open_socket(&setup.gateway, &staying).await;
+
+    let mut browser = Browser::new();
+    let logout = browser
+        .get_with_headers(
+            &format!("{}/oauth2/logout", setup.base),
+            HTML,
+            &[("cookie", leaving.as_str())],
+        )
+        .await;
+    assert_eq!(logout.status(), StatusCode::OK);
+    for socket in [&mut first, &mut second] {
+        let frame = close_frame(socket, std::time::Duration::from_secs(5)).await;
+        assert_eq!(
+            (frame.code, frame.reason.as_str()),
+            (CloseCode::Policy, "logged out")
+        );
+    }
+    other.send(Message::text("still here")).await.unwrap();
+    assert_eq!(
+        other.next().await.unwrap().unwrap(),
+        Message::text("still here")
+    );
+
+    let frame = close_frame(&mut other, std::time::Duration::from_secs(10)).await;
+    assert_eq!(
+        (frame.code, frame.reason.as_str()),
+        (CloseCode::Policy, "session expired")
+    );
+    assert!(
+        logged_in_at.elapsed() >= std::time::Duration::from_secs(3),
+        "closed at its expiry, not before: {:?}",
+        logged_in_at.elapsed()
+    );
+    // Counted once each bridge has finished its closing handshake.
+    let counted = "portcullis_websockets_closed_total{route=\"ws\",reason=\"session\"} 3";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let metrics = reqwest::get(format!("{}/metrics", setup.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.lines().any(|line| line == counted) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -408,7 +408,15 @@ async fn allow(
             decided_on: ctx.generation,
         };
         let identity = caller.identity().cloned();
-        let bridge = websocket::handle(upgrade, request, upstream_headers, route, info, identity);
+        let bridge = websocket::handle(
+            upgrade,
+            request,
+            upstream_headers,
+            route,
+            info,
+            identity,
+            caller.session.as_deref(),
+        );
         // The upgrade, not the bridge task it spawns: a span entered on every relayed message
         // would cost the relay more than its lines are worth.
         return Box::pin(bridge)

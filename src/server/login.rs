@@ -266,7 +266,9 @@ async fn logout(shared: &Shared, ctx: &RequestContext, parts: &Parts) -> Respons
         None => None,
     };
     if let Some(session) = &session {
-        tracing::info!(subject = %session.identity.subject, "logout");
+        // Its sockets on this gateway end with it (other replicas close theirs at expiry).
+        let sockets = shared.websockets.close_session(&session.id);
+        tracing::info!(subject = %session.identity.subject, sockets, "logout");
     }
     let mut response = match provider_logout {
         Some(url) => respond::redirect(&url),

@@ -61,6 +61,13 @@ pub struct Session {
     pub identity_headers: CachedIdentityHeaders,
 }
 
+impl Session {
+    /// How long until the cookie no longer opens (zero once it has expired).
+    pub fn remaining(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.expires_at.saturating_sub(now_secs()))
+    }
+}
+
 /// Tokens the provider issued; kept only inside the sealed cookie.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderTokens {

@@ -2,11 +2,13 @@
 //! orders the bridge closed.
 
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -98,8 +100,8 @@ enum End {
     ClientLost,
     /// The upstream's connection failed or ended without a close.
     UpstreamLost,
-    /// The registry ordered the bridge closed with this frame.
-    Ordered(CloseFrame),
+    /// The registry ordered the bridge closed (or its session expired).
+    Ordered(CloseOrder),
 }
 
 impl End {
@@ -109,25 +111,40 @@ impl End {
             End::ClientClosed(_) => "client",
             End::UpstreamClosed(_) => "upstream",
             End::ClientLost | End::UpstreamLost => "error",
-            End::Ordered(frame) => order_label(frame.code),
+            End::Ordered(order) => order.label,
         }
     }
 }
 
-/// A re-check closes with 1008 (policy violation), a shutdown with 1001.
-fn order_label(code: CloseCode) -> &'static str {
-    match code {
-        CloseCode::Policy => "policy",
-        _ => "shutdown",
+/// When the session a bridge was opened with expires; boxed only for bridges that have one,
+/// so a guest's bridge does not carry a timer.
+pub struct SessionEnd(Option<Pin<Box<Sleep>>>);
+
+impl SessionEnd {
+    pub fn at(deadline: Option<Instant>) -> SessionEnd {
+        SessionEnd(deadline.map(|at| Box::pin(tokio::time::sleep_until(at))))
+    }
+
+    /// Resolves when the session expires; never for a bridge without one.
+    async fn expired(&mut self) -> CloseOrder {
+        match &mut self.0 {
+            Some(sleep) => {
+                sleep.await;
+                CloseOrder::session_ended("session expired")
+            }
+            None => std::future::pending().await,
+        }
     }
 }
 
-/// Relays text, binary, ping, pong and close in both directions; returns why it ended, as the
-/// `reason` label of `portcullis_websockets_closed_total`.
+/// Relays text, binary, ping, pong and close in both directions until either side closes, the
+/// registry orders it closed or the session ends; returns why it ended, as the `reason` label
+/// of `portcullis_websockets_closed_total`.
 pub async fn relay<C, U>(
     mut client: Socket<C>,
     mut upstream: Socket<U>,
     mut close_orders: watch::Receiver<Option<CloseOrder>>,
+    mut session: SessionEnd,
 ) -> &'static str
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -148,7 +165,8 @@ where
     });
     let end = tokio::select! {
         end = pumping => end,
-        order = wait_for_order(&mut close_orders) => End::Ordered(close_frame(&order)),
+        order = wait_for_order(&mut close_orders) => End::Ordered(order),
+        order = session.expired() => End::Ordered(order),
     };
     let label = end.label();
     // Boxed: the closing handshakes hold timers and close frames, which a live bridge's future
@@ -191,7 +209,8 @@ where
                 .close(Some(going_away("upstream connection lost")))
                 .await;
         }
-        End::Ordered(frame) => {
+        End::Ordered(order) => {
+            let frame = close_frame(&order);
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
                 let _ = client.close(Some(frame.clone())).await;
                 let _ = upstream.close(Some(frame)).await;
@@ -207,6 +226,7 @@ where
 pub async fn echo<C>(
     mut client: Socket<C>,
     mut close_orders: watch::Receiver<Option<CloseOrder>>,
+    mut session: SessionEnd,
 ) -> &'static str
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -231,10 +251,12 @@ where
             },
             Ok(()) = close_orders.changed() => {
                 let Some(order) = close_orders.borrow_and_update().clone() else { continue };
-                let frame = close_frame(&order);
-                let label = order_label(frame.code);
-                let _ = tokio::time::timeout(CLOSE_GRACE, client.close(Some(frame))).await;
-                return label;
+                let _ = tokio::time::timeout(CLOSE_GRACE, client.close(Some(close_frame(&order)))).await;
+                return order.label;
+            }
+            order = session.expired() => {
+                let _ = tokio::time::timeout(CLOSE_GRACE, client.close(Some(close_frame(&order)))).await;
+                return order.label;
             }
         }
     }

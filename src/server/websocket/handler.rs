@@ -8,12 +8,13 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::task::TaskTracker;
 
-use super::bridge;
+use super::bridge::{self, SessionEnd};
 use super::registry::WsRegistry;
 use super::socket::{self, Socket};
 use super::upgrade::{HANDSHAKE_HEADERS, client_key};
@@ -22,6 +23,7 @@ use crate::identity::Identity;
 use crate::policy::{PolicyStore, RequestInfo, Route, Upstream};
 use crate::server::body::{self, Body};
 use crate::server::error::GatewayError;
+use crate::session::Session;
 use crate::telemetry;
 
 /// What an upgrade needs from the gateway.
@@ -36,6 +38,8 @@ pub struct UpgradeContext<'a> {
 
 /// Bridges an allowed upgrade. `upstream_headers` are the client's headers after hygiene, with
 /// identity headers and `X-Forwarded-*` already set; `info` and `identity` are kept for re-checks.
+/// A bridge opened with a session cookie ends with it: closed (1008) when the user logs out on
+/// this gateway or when the session expires.
 pub async fn handle(
     ctx: UpgradeContext<'_>,
     mut request: Request<Incoming>,
@@ -43,6 +47,7 @@ pub async fn handle(
     route: Arc<Route>,
     info: RequestInfo,
     identity: Option<Identity>,
+    session: Option<&Session>,
 ) -> Result<Response<Body>, GatewayError> {
     let key = client_key(request.headers())?;
     let on_upgrade = hyper::upgrade::on(&mut request);
@@ -53,7 +58,10 @@ pub async fn handle(
             Connected::Refused(response) => return Ok(response),
         },
     };
-    let registration = ctx.registry.register(route.name.clone(), identity, info);
+    let registration =
+        ctx.registry
+            .register(route.name.clone(), identity, session.map(|s| s.id), info);
+    let session_end = SessionEnd::at(session.map(|s| Instant::now() + s.remaining()));
     // Read after registering: a later swap's re-check sees this bridge, an earlier one did not.
     let serving = ctx.policies.snapshot();
     if serving.generation != ctx.decided_on {
@@ -70,8 +78,8 @@ pub async fn handle(
         let client = Socket::new(upgraded, Role::Server, bridge::framing());
         let orders = registration.close_orders.clone();
         let reason = match upstream_socket {
-            Some(upstream) => bridge::relay(client, *upstream, orders).await,
-            None => bridge::echo(client, orders).await,
+            Some(upstream) => bridge::relay(client, *upstream, orders, session_end).await,
+            None => bridge::echo(client, orders, session_end).await,
         };
         metrics::counter!(telemetry::WEBSOCKETS_CLOSED_TOTAL, "route" => route.name.to_string(), "reason" => reason)
             .increment(1);

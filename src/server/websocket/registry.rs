@@ -18,11 +18,27 @@ use crate::telemetry;
 pub struct CloseOrder {
     pub code: u16,
     pub reason: String,
+    /// The `reason` label of `portcullis_websockets_closed_total`.
+    pub label: &'static str,
+}
+
+impl CloseOrder {
+    /// The session the bridge was opened with ended (logout or expiry): 1008.
+    pub fn session_ended(reason: &str) -> CloseOrder {
+        CloseOrder {
+            code: 1008,
+            reason: reason.to_string(),
+            label: "session",
+        }
+    }
 }
 
 struct LiveSocket {
     route: Arc<str>,
     identity: Option<Identity>,
+    /// The id of the session cookie the upgrade came with; `None` for guests and
+    /// `Authorization: Basic`.
+    session: Option<[u8; 16]>,
     request: RequestInfo,
     closer: watch::Sender<Option<CloseOrder>>,
 }
@@ -64,6 +80,7 @@ impl WsRegistry {
         self: &Arc<Self>,
         route: Arc<str>,
         identity: Option<Identity>,
+        session: Option<[u8; 16]>,
         mut request: RequestInfo,
     ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -72,6 +89,7 @@ impl WsRegistry {
         let socket = Box::new(LiveSocket {
             route: route.clone(),
             identity,
+            session,
             request,
             closer,
         });
@@ -118,8 +136,22 @@ impl WsRegistry {
             let _ = socket.closer.send(Some(CloseOrder {
                 code,
                 reason: reason.to_string(),
+                label: "shutdown",
             }));
         }
+    }
+
+    /// Orders the bridges opened with session `id` closed (the user logged out): 1008.
+    /// Returns how many.
+    pub fn close_session(&self, id: &[u8; 16]) -> usize {
+        let live = self.live.lock();
+        live.values()
+            .filter(|socket| socket.session.as_ref() == Some(id))
+            .filter(|socket| {
+                let order = CloseOrder::session_ended("logged out");
+                socket.closer.send(Some(order)).is_ok()
+            })
+            .count()
     }
 }
 
@@ -137,6 +169,7 @@ fn close_if_revoked(socket: &LiveSocket, set: &PolicySet) -> bool {
     let order = CloseOrder {
         code: 1008,
         reason: truncate_reason(&format!("access revoked: {}", decision.reason)),
+        label: "policy",
     };
     let sent = socket.closer.send(Some(order)).is_ok();
     if sent {
@@ -228,7 +261,7 @@ mod tests {
             provider: "basic".into(),
             ..Identity::default()
         };
-        let registration = registry.register("app".into(), Some(alice), upgrade());
+        let registration = registry.register("app".into(), Some(alice), None, upgrade());
         let mut orders = registration.close_orders.clone();
 
         assert!(!registry.recheck_one(&registration, &policy("alice@example.com")));
@@ -242,6 +275,27 @@ mod tests {
             "{}",
             order.reason
         );
+    }
+
+    #[test]
+    fn a_logout_closes_the_bridges_of_its_session_only() {
+        let registry = Arc::new(WsRegistry::default());
+        let (mine, other) = ([1; 16], [2; 16]);
+        let first = registry.register("app".into(), None, Some(mine), upgrade());
+        let second = registry.register("app".into(), None, Some(mine), upgrade());
+        let others = registry.register("app".into(), None, Some(other), upgrade());
+        let guest = registry.register("app".into(), None, None, upgrade());
+
+        assert_eq!(registry.close_session(&mine), 2);
+        for registration in [&first, &second] {
+            let order = registration.close_orders.borrow().clone();
+            assert_eq!(order, Some(CloseOrder::session_ended("logged out")));
+        }
+        for registration in [&others, &guest] {
+            assert_eq!(*registration.close_orders.borrow(), None);
+        }
+        drop((first, second));
+        assert_eq!(registry.close_session(&mine), 0, "gone with their bridges");
     }
 
     #[test]
