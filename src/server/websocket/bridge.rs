@@ -1,5 +1,5 @@
-//! Relays frames between the client and the upstream until either side closes or the registry
-//! orders the bridge closed.
+//! Relays frames between the client and the upstream until either side closes, the registry
+//! orders the bridge closed or the session it was opened with expires.
 
 use std::future::poll_fn;
 use std::pin::Pin;
