@@ -80,7 +80,9 @@ impl IdentityHeaderNames {
 }
 
 /// The headers to add to an allowed request. Values that cannot be a header value (control
-/// characters) are left out rather than mangled; groups are comma-joined.
+/// characters) are left out rather than mangled; groups are comma-joined. Non-ASCII text (a
+/// name like `José`, a group like `Développeurs`) goes as its UTF-8 bytes, as other proxies
+/// send it, rather than losing the whole header.
 pub fn identity_headers(
     identity: &Identity,
     names: &IdentityHeaderNames,
@@ -97,7 +99,12 @@ pub fn identity_headers(
     ];
     values
         .into_iter()
-        .filter_map(|(name, value)| Some((name.clone(), HeaderValue::from_str(value?).ok()?)))
+        .filter_map(|(name, value)| {
+            Some((
+                name.clone(),
+                HeaderValue::from_bytes(value?.as_bytes()).ok()?,
+            ))
+        })
         .collect()
 }
 
@@ -192,6 +199,24 @@ mod tests {
             ..Identity::default()
         };
         assert!(identity_headers(&user, &IdentityHeaderNames::default()).is_empty());
+    }
+
+    #[test]
+    fn non_ascii_values_go_as_utf8_bytes() {
+        let user = Identity {
+            subject: "josé".into(),
+            groups: vec!["Développeurs".into(), "ops".into()],
+            ..Identity::default()
+        };
+        let headers = identity_headers(&user, &IdentityHeaderNames::default());
+        let value = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| std::str::from_utf8(v.as_bytes()).unwrap())
+        };
+        assert_eq!(value("x-auth-request-user"), Some("josé"));
+        assert_eq!(value("x-auth-request-groups"), Some("Développeurs,ops"));
     }
 
     #[test]
