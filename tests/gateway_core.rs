@@ -286,6 +286,42 @@ async fn a_request_with_two_host_lines_is_refused() {
     assert_eq!(upstream.seen.lock().unwrap().len(), before);
 }
 
+/// `admin.example.` (the fully qualified spelling) is the admin host to DNS and to upstreams
+/// like nginx: it must meet the admin route, not walk past it into the catch-all guest route.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fully_qualified_host_meets_the_same_route() {
+    let upstream = Upstream::start().await;
+    let url = upstream.url();
+    let policy = format!(
+        "routes:\n\
+         \x20 - name: admin\n    match: {{ host: admin.example }}\n    upstream: {url}\n\
+         \x20   rules:\n      - name: logged in\n        allow: {{}}\n\
+         \x20 - name: public\n    match: {{ path: \"/**\" }}\n    upstream: {url}\n\
+         \x20   rules:\n      - name: guests\n        guest: true\n"
+    );
+    let gateway = GatewayProcess::start_async("", &[("app.yaml", &policy)]).await;
+    let status = |host: &'static str| {
+        let url = gateway.url("/x");
+        async move {
+            get(&url, &[("host", host), ("accept", "application/json")])
+                .await
+                .status
+        }
+    };
+    assert_eq!(status("public.example").await, 200);
+    let before = upstream.seen.lock().unwrap().len();
+    for (host, want) in [
+        ("admin.example", 401),
+        ("admin.example.", 401),
+        ("ADMIN.example.:80", 401),
+        ("admin.example..", 400),
+        ("admin..example", 400),
+    ] {
+        assert_eq!(status(host).await, want, "{host}");
+    }
+    assert_eq!(upstream.seen.lock().unwrap().len(), before);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn absolute_form_target_overrides_a_conflicting_host_header() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -13,8 +13,11 @@ pub(crate) enum HostPattern {
 }
 
 impl HostPattern {
+    /// A fully qualified spelling (`app.example.com.`) is the same host: requests are matched
+    /// without the trailing dot, so the pattern drops it too.
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim().to_ascii_lowercase();
+        let text = text.strip_suffix('.').unwrap_or(&text).to_string();
         if text.is_empty() {
             return Err("empty host".into());
         }
@@ -397,6 +400,8 @@ mod tests {
         let exact = HostPattern::parse("app.example.com").unwrap();
         assert!(exact.matches("app.example.com"));
         assert!(!exact.matches("xapp.example.com"));
+        assert_eq!(HostPattern::parse("App.Example.com.").unwrap(), exact);
+        assert_eq!(HostPattern::parse("*.example.com.").unwrap(), wild);
         assert!(HostPattern::parse("a.com:8080").is_err());
     }
 

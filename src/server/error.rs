@@ -119,7 +119,7 @@ impl fmt::Display for GatewayError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GatewayError::BadPath(err) => write!(f, "bad request path: {err}"),
-            GatewayError::MissingHost => f.write_str("the request names no host"),
+            GatewayError::MissingHost => f.write_str("the request names no valid host"),
             GatewayError::SeveralHosts => f.write_str("the request has more than one Host header"),
             GatewayError::Denied { reason } => write!(f, "access denied: {reason}"),
             GatewayError::CrossOriginWebSocket { origin } => {

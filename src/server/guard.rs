@@ -476,26 +476,28 @@ fn request_host<B>(request: &Request<B>) -> Result<String, GatewayError> {
         return Err(GatewayError::SeveralHosts);
     }
     if let Some(authority) = request.uri().authority() {
-        return bare_host(authority.host()).ok_or(GatewayError::MissingHost);
+        return route_host(authority.host()).ok_or(GatewayError::MissingHost);
     }
     let value = first
         .ok_or(GatewayError::MissingHost)?
         .to_str()
         .map_err(|_| GatewayError::MissingHost)?;
     if let Some(host) = plain_host(value) {
-        return Ok(host.to_owned());
+        return route_host(host).ok_or(GatewayError::MissingHost);
     }
     let authority: http::uri::Authority = value.parse().map_err(|_| GatewayError::MissingHost)?;
-    bare_host(authority.host()).ok_or(GatewayError::MissingHost)
+    route_host(authority.host()).ok_or(GatewayError::MissingHost)
 }
 
-/// An authority's host lower-cased, without an IPv6 literal's brackets; `None` when empty.
-fn bare_host(host: &str) -> Option<String> {
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
-    (!host.is_empty()).then_some(host)
+/// An authority's host as routes match it: lower case, without an IPv6 literal's brackets and
+/// without the trailing dot of a fully qualified name. `admin.example.` is `admin.example` to
+/// DNS and to upstreams like nginx, so it must match the same route, or it would walk past a
+/// host-based route into a catch-all one. `None` for an empty name or an empty label.
+fn route_host(host: &str) -> Option<String> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let empty_label = host.starts_with('.') || host.ends_with('.') || host.contains("..");
+    (!host.is_empty() && !empty_label).then(|| host.to_ascii_lowercase())
 }
 
 /// The host of the usual `Host` value, a lower-case name with an optional numeric port, read
@@ -588,6 +590,13 @@ mod tests {
             ("127.0.0.1:8080", Some("127.0.0.1")),
             ("[::1]:8080", Some("::1")),
             ("xn--caf-dma.example", Some("xn--caf-dma.example")),
+            // The fully qualified spelling is the same host; empty labels are no host.
+            ("admin.example.", Some("admin.example")),
+            ("Admin.Example.:8443", Some("admin.example")),
+            ("admin.example..", None),
+            ("admin..example", None),
+            (".admin.example", None),
+            (".", None),
             ("", None),
             ("a b", None),
         ];
