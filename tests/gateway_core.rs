@@ -322,6 +322,47 @@ async fn a_fully_qualified_host_meets_the_same_route() {
     assert_eq!(upstream.seen.lock().unwrap().len(), before);
 }
 
+/// Behind a trusted proxy, `request.ip` is the client the proxy received from, so a network
+/// deny rule still applies; from an untrusted peer, a claimed `X-Forwarded-For` changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn network_rules_see_the_client_behind_trusted_proxies_only() {
+    let upstream = Upstream::start().await;
+    let policy = format!(
+        "{}rules:\n  - name: blocked network\n    deny:\n      when: 'request.ip.inCidr(\"203.0.113.0/24\")'\n",
+        policy::routes(&[policy::route("app", "/app/**", &upstream.url(), EVERYONE)])
+    );
+    let status = |gateway: &GatewayProcess, chain: &'static str| {
+        let url = gateway.url("/app/x");
+        async move {
+            get(
+                &url,
+                &[("x-forwarded-for", chain), ("accept", "application/json")],
+            )
+            .await
+            .status
+        }
+    };
+    let behind_proxy = GatewayProcess::start_async(
+        "headers:\n  trusted_proxies: [127.0.0.0/8]\n",
+        &[("app.yaml", &policy)],
+    )
+    .await;
+    assert_eq!(status(&behind_proxy, "203.0.113.7").await, 403);
+    assert_eq!(
+        status(&behind_proxy, "198.51.100.1, 203.0.113.7").await,
+        403
+    );
+    assert_eq!(status(&behind_proxy, "198.51.100.1").await, 200);
+    // A forged start of the chain, left of the hop the proxy vouches for: not the client.
+    assert_eq!(
+        status(&behind_proxy, "203.0.113.7, 198.51.100.1").await,
+        200
+    );
+
+    let direct = GatewayProcess::start_async("", &[("app.yaml", &policy)]).await;
+    assert_eq!(status(&direct, "203.0.113.7").await, 200);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn absolute_form_target_overrides_a_conflicting_host_header() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

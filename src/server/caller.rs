@@ -146,7 +146,7 @@ impl Caller {
             return Ok(false);
         };
         let identity = basic
-            .authenticate(&username, &password, ctx.peer.ip())
+            .authenticate(&username, &password, ctx.client_ip)
             .await
             .map_err(GatewayError::BasicAuth)?;
         self.basic = Some(identity);

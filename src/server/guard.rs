@@ -24,7 +24,7 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -39,7 +39,7 @@ use super::carried::Carried;
 use super::endpoints;
 use super::error::GatewayError;
 use super::headers::{
-    ForwardedFacts, ForwardedPeer, remove_hop_by_hop, retain_cookies, set_forwarded,
+    ForwardedFacts, ForwardedPeer, client_address, remove_hop_by_hop, retain_cookies, set_forwarded,
 };
 use super::login;
 use super::path::normalize;
@@ -60,6 +60,9 @@ const ADDED_UPSTREAM_HEADERS: usize = 10;
 pub struct RequestContext {
     pub request_id: RequestId,
     pub peer: SocketAddr,
+    /// The client's address for policies and rate limits: the peer, or behind trusted proxies
+    /// the nearest untrusted hop of `X-Forwarded-For` ([`client_address`]).
+    pub client_ip: IpAddr,
     pub scheme: Scheme,
     pub started: Instant,
     pub wants_html: bool,
@@ -127,6 +130,9 @@ pub async fn handle(
             telemetry::new_request_id()
         },
         peer: connection.peer_addr,
+        client_ip: client_address(&connection.peer, request.headers(), |ip| {
+            shared.is_trusted_proxy(ip)
+        }),
         scheme: connection.scheme,
         started: Instant::now(),
         // No `Accept` asks for no HTML.
@@ -275,7 +281,7 @@ async fn pipeline(
         query: request.uri().query().map(str::to_string),
         headers: std::mem::take(request.headers_mut()),
         websocket,
-        ip: ctx.peer.ip(),
+        ip: ctx.client_ip,
     };
     let snapshot = shared.policies.snapshot();
     ctx.generation = snapshot.generation;

@@ -236,6 +236,37 @@ impl ForwardedPeer {
     }
 }
 
+/// The client's address as policies (`request.ip`) and rate limits see it: the peer's, or when
+/// the peer is a trusted proxy, the nearest address in `X-Forwarded-For` that is not one. Each
+/// proxy appends the address it received from, so the chain is read from the right, skipping
+/// trusted hops (nginx's `real_ip_recursive`). A hop that is not an address ends the walk:
+/// nothing left of it is vouched for.
+pub fn client_address(
+    peer: &ForwardedPeer,
+    headers: &HeaderMap,
+    is_trusted_proxy: impl Fn(IpAddr) -> bool,
+) -> IpAddr {
+    if !peer.is_trusted_proxy {
+        return peer.ip;
+    }
+    let mut client = peer.ip;
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(chain) = value.to_str() else {
+            return client;
+        };
+        for hop in chain.rsplit(',') {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                return client;
+            };
+            client = ip;
+            if !is_trusted_proxy(ip) {
+                return ip;
+            }
+        }
+    }
+    client
+}
+
 /// Facts about the client connection used to set `X-Forwarded-*`.
 #[derive(Debug, Clone)]
 pub struct ForwardedFacts<'a> {
@@ -447,6 +478,39 @@ mod tests {
         assert_eq!(map["x-forwarded-proto"], "http");
         assert_eq!(map["x-forwarded-host"], "apps.example.com:8443");
         assert!(!map.contains_key("forwarded"));
+    }
+
+    #[test]
+    fn the_client_address_is_the_nearest_untrusted_hop_behind_trusted_proxies() {
+        let trusted = |ip: IpAddr| ip.to_string().starts_with("10.");
+        let address = |peer: &str, chain: &[&str]| {
+            let peer: IpAddr = peer.parse().unwrap();
+            let peer = ForwardedPeer::new(peer, trusted(peer));
+            let pairs: Vec<(&str, &str)> = chain.iter().map(|v| ("x-forwarded-for", *v)).collect();
+            client_address(&peer, &headers(&pairs), trusted).to_string()
+        };
+        // A direct client: its own address, whatever it claims.
+        assert_eq!(address("203.0.113.9", &["198.51.100.1"]), "203.0.113.9");
+        // Behind one trusted proxy: the address that proxy received from.
+        assert_eq!(address("10.0.0.2", &["203.0.113.7"]), "203.0.113.7");
+        // A client-forged start of the chain is left of the first untrusted hop: ignored.
+        assert_eq!(
+            address("10.0.0.2", &["1.1.1.1, 203.0.113.7, 10.0.0.3"]),
+            "203.0.113.7"
+        );
+        // Several header lines are one chain, in order.
+        assert_eq!(
+            address("10.0.0.2", &["1.1.1.1, 203.0.113.7", "10.0.0.3"]),
+            "203.0.113.7"
+        );
+        // Garbage ends the walk at the last address vouched for.
+        assert_eq!(
+            address("10.0.0.2", &["203.0.113.7, nonsense, 10.0.0.3"]),
+            "10.0.0.3"
+        );
+        // No header, or only trusted hops: the farthest trusted address known.
+        assert_eq!(address("10.0.0.2", &[]), "10.0.0.2");
+        assert_eq!(address("10.0.0.2", &["10.0.0.5, 10.0.0.3"]), "10.0.0.5");
     }
 
     #[test]

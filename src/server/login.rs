@@ -203,7 +203,7 @@ async fn basic_form(
     }
     let username = fields.get("username").unwrap_or_default();
     let password = fields.get("password").unwrap_or_default();
-    match basic.authenticate(username, password, ctx.peer.ip()).await {
+    match basic.authenticate(username, password, ctx.client_ip).await {
         Ok(identity) => {
             let session = shared.sessions.new_session(identity, None);
             match shared
