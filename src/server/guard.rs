@@ -489,7 +489,7 @@ fn request_host<B>(request: &Request<B>) -> Result<String, GatewayError> {
         .to_str()
         .map_err(|_| GatewayError::MissingHost)?;
     if let Some(host) = plain_host(value) {
-        return route_host(host).ok_or(GatewayError::MissingHost);
+        return Ok(host.to_owned());
     }
     let authority: http::uri::Authority = value.parse().map_err(|_| GatewayError::MissingHost)?;
     route_host(authority.host()).ok_or(GatewayError::MissingHost)
@@ -502,21 +502,38 @@ fn request_host<B>(request: &Request<B>) -> Result<String, GatewayError> {
 fn route_host(host: &str) -> Option<String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = host.strip_suffix('.').unwrap_or(host);
-    let empty_label = host.starts_with('.') || host.ends_with('.') || host.contains("..");
-    (!host.is_empty() && !empty_label).then(|| host.to_ascii_lowercase())
+    // One pass (a substring search for ".." costs more than the rest): a dot right after the
+    // start or another dot, or at the end, is an empty label; so is an empty host.
+    let mut previous = b'.';
+    for &byte in host.as_bytes() {
+        if byte == b'.' && previous == b'.' {
+            return None;
+        }
+        previous = byte;
+    }
+    (previous != b'.').then(|| host.to_ascii_lowercase())
 }
 
 /// The host of the usual `Host` value, a lower-case name with an optional numeric port, read
-/// without the full authority parser (which would return the same host).
+/// in one pass without the full authority parser, as [`route_host`] would return it (no
+/// trailing dot). `None` for anything else, empty labels included: the slow path decides.
 fn plain_host(value: &str) -> Option<&str> {
     let (host, port) = value.split_once(':').unwrap_or((value, "1"));
-    let plain_name =
-        |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-');
-    let plain = !host.is_empty()
-        && host.bytes().all(plain_name)
-        && (1..=5).contains(&port.len())
-        && port.bytes().all(|b| b.is_ascii_digit());
-    plain.then_some(host)
+    let host = host.strip_suffix('.').unwrap_or(host);
+    // Starting as if after a dot refuses a leading dot and an empty host.
+    let mut previous = b'.';
+    for &byte in host.as_bytes() {
+        let plain = byte.is_ascii_lowercase()
+            || byte.is_ascii_digit()
+            || byte == b'-'
+            || (byte == b'.' && previous != b'.');
+        if !plain {
+            return None;
+        }
+        previous = byte;
+    }
+    let port_ok = (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit());
+    (previous != b'.' && port_ok).then_some(host)
 }
 
 fn log_decision(ctx: &RequestContext, info: &RequestInfo, decision: &Decision) {
@@ -645,6 +662,10 @@ mod tests {
             }
         }
         assert_eq!(plain_host("localhost:8080"), Some("localhost"));
+        assert_eq!(plain_host("app.example.:8080"), Some("app.example"));
+        assert_eq!(plain_host("app..example"), None);
+        assert_eq!(plain_host(".app"), None);
+        assert_eq!(plain_host(""), None);
         assert_eq!(plain_host("x:123456"), None);
         assert_eq!(plain_host("Upper.example"), None);
     }
