@@ -14,7 +14,7 @@ use hyper::Request;
 use hyper::body::Frame;
 use support::gateway::{GatewayProcess, refused_startup_stderr, serve_until_exit};
 use support::http::{self, get};
-use support::policy::{self, EVERYONE};
+use support::policy::{self, EVERYONE, LOGGED_IN};
 use support::upstream::Upstream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -186,10 +186,9 @@ async fn raw_status(gateway: &GatewayProcess, target: &str) -> u16 {
 async fn bypass_spellings_never_reach_a_protected_route_as_a_guest() {
     let upstream = Upstream::start().await;
     let url = upstream.url();
-    let logged_in = "      - name: logged in\n        allow: {}\n";
     let policy = policy::routes(&[
         policy::route("public", "/public/**", &url, EVERYONE),
-        policy::route("admin", "/admin/**", &url, logged_in),
+        policy::route("admin", "/admin/**", &url, LOGGED_IN),
     ]);
     let gateway = GatewayProcess::start_async("", &[("app.yaml", &policy)]).await;
     // The two routes work as meant.
@@ -252,13 +251,10 @@ async fn bypass_spellings_never_reach_a_protected_route_as_a_guest() {
 async fn a_request_with_two_host_lines_is_refused() {
     let upstream = Upstream::start().await;
     let url = upstream.url();
-    let policy = format!(
-        "routes:\n\
-         \x20 - name: public\n    match: {{ host: public.example }}\n    upstream: {url}\n\
-         \x20   rules:\n      - name: guests\n        guest: true\n\
-         \x20 - name: admin\n    match: {{ host: admin.example }}\n    upstream: {url}\n\
-         \x20   rules:\n      - name: logged in\n        allow: {{}}\n"
-    );
+    let policy = policy::routes(&[
+        policy::host_route("public", "public.example", &url, EVERYONE),
+        policy::host_route("admin", "admin.example", &url, LOGGED_IN),
+    ]);
     let gateway = GatewayProcess::start_async("", &[("app.yaml", &policy)]).await;
     let send = |head: &'static str| {
         let addr = gateway.addr;
@@ -292,13 +288,10 @@ async fn a_request_with_two_host_lines_is_refused() {
 async fn a_fully_qualified_host_meets_the_same_route() {
     let upstream = Upstream::start().await;
     let url = upstream.url();
-    let policy = format!(
-        "routes:\n\
-         \x20 - name: admin\n    match: {{ host: admin.example }}\n    upstream: {url}\n\
-         \x20   rules:\n      - name: logged in\n        allow: {{}}\n\
-         \x20 - name: public\n    match: {{ path: \"/**\" }}\n    upstream: {url}\n\
-         \x20   rules:\n      - name: guests\n        guest: true\n"
-    );
+    let policy = policy::routes(&[
+        policy::host_route("admin", "admin.example", &url, LOGGED_IN),
+        policy::route("public", "/**", &url, EVERYONE),
+    ]);
     let gateway = GatewayProcess::start_async("", &[("app.yaml", &policy)]).await;
     let status = |host: &'static str| {
         let url = gateway.url("/x");

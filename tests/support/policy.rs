@@ -3,6 +3,9 @@
 /// A rule list item that admits everyone, logged in or not.
 pub const EVERYONE: &str = "      - name: everyone\n        guest: true\n";
 
+/// A rule list item that admits anyone logged in, and sends guests to log in.
+pub const LOGGED_IN: &str = "      - name: logged in\n        allow: {}\n";
+
 /// A policy file holding `routes`, each made by [`route`] or its kin.
 pub fn routes(routes: &[String]) -> String {
     format!("routes:\n{}", routes.concat())
@@ -17,6 +20,13 @@ pub fn route(name: &str, path: &str, upstream: &str, rules: &str) -> String {
 /// [`route`] with WebSocket upgrades allowed.
 pub fn websocket_route(name: &str, path: &str, upstream: &str, rules: &str) -> String {
     route_with_keys(name, path, upstream, "    websocket: true\n", rules)
+}
+
+/// A route `name` for every request to `host` (any path), to `upstream`, decided by `rules`.
+pub fn host_route(name: &str, host: &str, upstream: &str, rules: &str) -> String {
+    format!(
+        "  - name: {name}\n    match: {{ host: {host} }}\n    upstream: {upstream}\n    rules:\n{rules}"
+    )
 }
 
 /// `dead`: `/dead/**` to a closed port, so every request it admits fails at the upstream (502).
