@@ -56,6 +56,17 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
             ("Remote_User", "root"),
             ("X_Legacy_User", "root"),
             ("X_Forwarded_For", "10.0.0.1"),
+            // Paths some upstreams serve instead of the matched one, and what only a trusted
+            // proxy may say about the client (Tornado believes X-Real-IP and X-Scheme).
+            ("X-Original-URL", "/admin"),
+            ("X-Rewrite-URL", "/admin"),
+            ("X-Real-IP", "10.0.0.1"),
+            ("X_Real_IP", "10.0.0.1"),
+            ("X-Scheme", "https"),
+            ("X-Forwarded-Port", "443"),
+            ("X-Forwarded-Prefix", "/evil"),
+            ("X-Forwarded-Client-Cert", "Hash=1;URI=spiffe://admin"),
+            ("Forwarded", "for=10.0.0.1;proto=https"),
             ("X-Keep-Me", "yes"),
             ("X_Keep_Me_Too", "yes"),
         ],
@@ -73,7 +84,14 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
                     "x-forwarded-groups",
                     "x-forwarded-preferred-username",
                     "remote-user",
-                    "x-legacy-user"
+                    "x-legacy-user",
+                    "x-original-url",
+                    "x-rewrite-url",
+                    "x-scheme",
+                    "x-forwarded-port",
+                    "x-forwarded-prefix",
+                    "x-forwarded-client-cert",
+                    "forwarded",
                 ]
                 .contains(&name.as_str()),
             "{name} reached the upstream"
@@ -83,6 +101,8 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
     assert_eq!(seen.header("x_keep_me_too"), Some("yes"));
     assert_eq!(seen.header("x_forwarded_for"), None);
     assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(seen.header("x-real-ip"), Some("127.0.0.1"));
+    assert_eq!(seen.header("x_real_ip"), None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -316,44 +336,60 @@ async fn a_fully_qualified_host_meets_the_same_route() {
 }
 
 /// Behind a trusted proxy, `request.ip` is the client the proxy received from, so a network
-/// deny rule still applies; from an untrusted peer, a claimed `X-Forwarded-For` changes nothing.
+/// deny rule still applies, and `request.scheme` is the scheme the proxy received (it may have
+/// terminated TLS); from an untrusted peer, claimed `X-Forwarded-For/-Proto` change nothing.
+/// The upstream's `X-Real-IP` is the address the policy saw.
 #[tokio::test(flavor = "multi_thread")]
-async fn network_rules_see_the_client_behind_trusted_proxies_only() {
+async fn trusted_proxies_vouch_for_the_client_address_and_scheme() {
     let upstream = Upstream::start().await;
     let policy = format!(
-        "{}rules:\n  - name: blocked network\n    deny:\n      when: 'request.ip.inCidr(\"203.0.113.0/24\")'\n",
+        "{}rules:\n  - name: blocked network\n    deny:\n      when: 'request.ip.inCidr(\"203.0.113.0/24\")'\n  - name: tls only\n    deny:\n      when: 'request.path.startsWith(\"/app/tls\") && request.scheme != \"https\"'\n",
         policy::routes(&[policy::route("app", "/app/**", &upstream.url(), EVERYONE)])
     );
-    let status = |gateway: &GatewayProcess, chain: &'static str| {
-        let url = gateway.url("/app/x");
-        async move {
-            get(
-                &url,
-                &[("x-forwarded-for", chain), ("accept", "application/json")],
-            )
-            .await
-            .status
-        }
-    };
+    let status =
+        |gateway: &GatewayProcess, path: &str, headers: &[(&'static str, &'static str)]| {
+            let url = gateway.url(path);
+            let mut headers = headers.to_vec();
+            headers.push(("accept", "application/json"));
+            async move { get(&url, &headers).await.status }
+        };
     let behind_proxy = GatewayProcess::start_async(
         "headers:\n  trusted_proxies: [127.0.0.0/8]\n",
         &[("app.yaml", &policy)],
     )
     .await;
-    assert_eq!(status(&behind_proxy, "203.0.113.7").await, 403);
+    let chain = |value| [("x-forwarded-for", value)];
     assert_eq!(
-        status(&behind_proxy, "198.51.100.1, 203.0.113.7").await,
+        status(&behind_proxy, "/app/x", &chain("203.0.113.7")).await,
         403
     );
-    assert_eq!(status(&behind_proxy, "198.51.100.1").await, 200);
-    // A forged start of the chain, left of the hop the proxy vouches for: not the client.
     assert_eq!(
-        status(&behind_proxy, "203.0.113.7, 198.51.100.1").await,
+        status(&behind_proxy, "/app/x", &chain("198.51.100.1, 203.0.113.7")).await,
+        403
+    );
+    assert_eq!(
+        status(&behind_proxy, "/app/x", &chain("198.51.100.1")).await,
         200
     );
+    assert_eq!(
+        upstream.last().header("x-real-ip"),
+        Some("198.51.100.1"),
+        "the client the policy saw, not the proxy"
+    );
+    // A forged start of the chain, left of the hop the proxy vouches for: not the client.
+    assert_eq!(
+        status(&behind_proxy, "/app/x", &chain("203.0.113.7, 198.51.100.1")).await,
+        200
+    );
+    assert_eq!(upstream.last().header("x-real-ip"), Some("198.51.100.1"));
+    let https = [("x-forwarded-proto", "https")];
+    assert_eq!(status(&behind_proxy, "/app/tls", &https).await, 200);
+    assert_eq!(status(&behind_proxy, "/app/tls", &[]).await, 403);
 
     let direct = GatewayProcess::start_async("", &[("app.yaml", &policy)]).await;
-    assert_eq!(status(&direct, "203.0.113.7").await, 200);
+    assert_eq!(status(&direct, "/app/x", &chain("203.0.113.7")).await, 200);
+    assert_eq!(upstream.last().header("x-real-ip"), Some("127.0.0.1"));
+    assert_eq!(status(&direct, "/app/tls", &https).await, 403);
 }
 
 #[tokio::test(flavor = "multi_thread")]

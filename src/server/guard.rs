@@ -39,7 +39,8 @@ use super::carried::Carried;
 use super::endpoints;
 use super::error::GatewayError;
 use super::headers::{
-    ForwardedFacts, ForwardedPeer, client_address, remove_hop_by_hop, retain_cookies, set_forwarded,
+    ForwardedFacts, ForwardedPeer, client_address, client_scheme, remove_hop_by_hop,
+    retain_cookies, set_forwarded,
 };
 use super::login;
 use super::path::normalize;
@@ -63,6 +64,8 @@ pub struct RequestContext {
     /// The client's address for policies and rate limits: the peer, or behind trusted proxies
     /// the nearest untrusted hop of `X-Forwarded-For` ([`client_address`]).
     pub client_ip: IpAddr,
+    /// The client's scheme: the connection's, or behind a trusted proxy its
+    /// `X-Forwarded-Proto` ([`client_scheme`]).
     pub scheme: Scheme,
     pub started: Instant,
     pub wants_html: bool,
@@ -133,7 +136,7 @@ pub async fn handle(
         client_ip: client_address(&connection.peer, request.headers(), |ip| {
             shared.is_trusted_proxy(ip)
         }),
-        scheme: connection.scheme,
+        scheme: client_scheme(&connection.peer, request.headers(), connection.scheme),
         started: Instant::now(),
         // No `Accept` asks for no HTML.
         wants_html: carried.accept && wants_html(request.headers()),
@@ -229,7 +232,9 @@ async fn pipeline(
 ) -> Result<Response<Body>, GatewayError> {
     let shared = &*connection.shared;
     // 1 strip
-    let spoofed = shared.strip.strip(request.headers_mut());
+    let spoofed = shared
+        .strip
+        .strip(request.headers_mut(), connection.peer.is_trusted_proxy);
     if spoofed > 0 {
         tracing::info!(request_id = %ctx.request_id, peer = %ctx.peer, count = spoofed, "removed client-sent identity headers");
     }
@@ -377,6 +382,7 @@ async fn allow(
     }
     let forwarded = ForwardedFacts {
         peer: &connection.peer,
+        client: ctx.client_ip,
         scheme: ctx.scheme.as_str(),
         host: upstream_headers.get(header::HOST).cloned(),
     };

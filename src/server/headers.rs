@@ -5,19 +5,43 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::policy::Scheme;
 use crate::session::cookie_pairs;
 
-/// Removes every client-sent header that could carry identity, so only the gateway sets them.
-#[derive(Debug, Clone)]
-pub struct IdentityHeaderStripper {
-    exact: Vec<HeaderName>,
-    /// Bit `n` set when some name in `exact` is `n` bytes long (`n` ≥ 63 share bit 63): most
-    /// request headers are told apart by their length alone.
+/// Header names matched in one pass: most request headers are told apart by their length alone.
+#[derive(Debug, Clone, Default)]
+struct NameSet {
+    names: Vec<HeaderName>,
+    /// Bit `n` set when some name is `n` bytes long (`n` ≥ 63 share bit 63).
     lengths: u64,
+}
+
+impl NameSet {
+    fn insert(&mut self, name: HeaderName) {
+        if !self.names.contains(&name) {
+            self.lengths |= length_bit(name.as_str());
+            self.names.push(name);
+        }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.lengths & length_bit(name) != 0
+            && self.names.iter().any(|known| known.as_str() == name)
+    }
 }
 
 fn length_bit(name: &str) -> u64 {
     1 << name.len().min(63)
+}
+
+/// Removes every client-sent header that could carry identity, so only the gateway sets them,
+/// and what only a trusted proxy may say about the client.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaderStripper {
+    /// Removed whoever sent them: identity, and paths that would override the matched one.
+    always: NameSet,
+    /// Removed unless the peer is a trusted proxy.
+    from_proxies_only: NameSet,
 }
 
 /// Any header starting with this is the gateway's to set (`X-Auth-Request-User`,
@@ -36,9 +60,39 @@ const BUILT_IN: &[&str] = &[
     "x-remote-groups",
 ];
 
+/// Headers that make some upstreams serve another path than the request's (IIS URL Rewrite,
+/// older Symfony and Zend: CVE-2018-14773). The policy decided on the path the gateway sees,
+/// so nobody may send them, trusted proxies included.
+const PATH_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url"];
+
+/// What a proxy in front says about the client beyond `X-Forwarded-For/-Proto/-Host`. Apps
+/// behind proxies believe them: Tornado (Panel's `--use-xheaders`) takes `X-Scheme` over
+/// `X-Forwarded-Proto`, Werkzeug's `ProxyFix` and Django read `X-Forwarded-Port/-Prefix`,
+/// Envoy-fronted apps take a client certificate's identity from `X-Forwarded-Client-Cert`.
+/// Kept from a trusted proxy, removed from anyone else (Traefik's set, plus the last two).
+const PROXY_FACTS: &[&str] = &[
+    "forwarded",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-scheme",
+    "x-forwarded-tls-client-cert",
+    "x-forwarded-tls-client-cert-info",
+    "x-forwarded-client-cert",
+];
+
 /// Set by the gateway itself ([`set_forwarded`]), which replaces or appends to the dashed
 /// spellings; only their underscore spellings are stripped.
-const SET_BY_THE_GATEWAY: &[&str] = &["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+const SET_BY_THE_GATEWAY: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+];
 
 /// `name` is `canonical` once every `_` in it is read as `-`. CGI-style servers (WSGI for
 /// Django and Flask, PHP) turn both `X-Forwarded-User` and `X_Forwarded_User` into
@@ -57,32 +111,36 @@ impl IdentityHeaderStripper {
     pub fn new<'a>(
         extra: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, http::header::InvalidHeaderName> {
-        let mut exact: Vec<HeaderName> = BUILT_IN
-            .iter()
-            .map(|name| HeaderName::from_static(name))
-            .collect();
+        let mut always = NameSet::default();
+        for name in BUILT_IN.iter().chain(PATH_OVERRIDES) {
+            always.insert(HeaderName::from_static(name));
+        }
         for name in extra {
             let name = HeaderName::try_from(name.to_ascii_lowercase())?;
-            if !exact.contains(&name) && !name.as_str().starts_with(RESERVED_PREFIX) {
-                exact.push(name);
+            if !name.as_str().starts_with(RESERVED_PREFIX) {
+                always.insert(name);
             }
         }
-        let lengths = exact
-            .iter()
-            .fold(0, |bits, name| bits | length_bit(name.as_str()));
-        Ok(IdentityHeaderStripper { exact, lengths })
+        let mut from_proxies_only = NameSet::default();
+        for name in PROXY_FACTS {
+            from_proxies_only.insert(HeaderName::from_static(name));
+        }
+        Ok(IdentityHeaderStripper {
+            always,
+            from_proxies_only,
+        })
     }
 
     /// Returns how many headers were removed (a spoofing attempt is worth a log line).
-    pub fn strip(&self, headers: &mut HeaderMap) -> usize {
+    pub fn strip(&self, headers: &mut HeaderMap, from_trusted_proxy: bool) -> usize {
         // One pass over the names the request has; most have none of ours.
         let doomed: Vec<HeaderName> = headers
             .keys()
             .filter(|name| {
                 let name = name.as_str();
                 name.starts_with(RESERVED_PREFIX)
-                    || (self.lengths & length_bit(name) != 0
-                        && self.exact.iter().any(|exact| exact.as_str() == name))
+                    || self.always.contains(name)
+                    || (!from_trusted_proxy && self.from_proxies_only.contains(name))
                     || (name.contains('_') && self.is_underscore_spelling(name.as_bytes()))
             })
             .cloned()
@@ -96,13 +154,16 @@ impl IdentityHeaderStripper {
         removed
     }
 
-    /// `name` (with an `_`) is one of ours spelled with underscores for dashes.
+    /// `name` (with an `_`) is one of ours spelled with underscores for dashes. Removed from
+    /// trusted proxies too: they pass on what their own clients sent in that spelling.
     fn is_underscore_spelling(&self, name: &[u8]) -> bool {
         let prefix = RESERVED_PREFIX.as_bytes();
         (name.len() >= prefix.len() && same_dashed(&name[..prefix.len()], prefix))
             || self
-                .exact
+                .always
+                .names
                 .iter()
+                .chain(&self.from_proxies_only.names)
                 .map(HeaderName::as_str)
                 .chain(SET_BY_THE_GATEWAY.iter().copied())
                 .any(|known| same_dashed(name, known.as_bytes()))
@@ -267,22 +328,47 @@ pub fn client_address(
     client
 }
 
+/// The scheme the client used, as policies see it (`request.scheme`): the connection's, or
+/// behind a trusted proxy (which may have terminated TLS) the one its `X-Forwarded-Proto`
+/// names. The last value is read, the one the nearest proxy set or appended; anything but
+/// `http` or `https` leaves the connection's scheme.
+pub fn client_scheme(peer: &ForwardedPeer, headers: &HeaderMap, connection: Scheme) -> Scheme {
+    if !peer.is_trusted_proxy {
+        return connection;
+    }
+    let Some(value) = headers.get_all("x-forwarded-proto").iter().next_back() else {
+        return connection;
+    };
+    let nearest = value.as_bytes().rsplit(|&byte| byte == b',').next();
+    match nearest.map(<[u8]>::trim_ascii) {
+        Some(proto) if proto.eq_ignore_ascii_case(b"https") => Scheme::Https,
+        Some(proto) if proto.eq_ignore_ascii_case(b"http") => Scheme::Http,
+        _ => connection,
+    }
+}
+
 /// Facts about the client connection used to set `X-Forwarded-*`.
 #[derive(Debug, Clone)]
 pub struct ForwardedFacts<'a> {
     pub peer: &'a ForwardedPeer,
+    /// The client's address ([`client_address`]): the peer's unless it is a trusted proxy.
+    pub client: IpAddr,
     pub scheme: &'a str,
     /// The `Host` the client asked for, port included (HTTP/2: its `:authority`), as apps that
     /// build absolute URLs from `X-Forwarded-Host` (Django, Werkzeug) need it.
     pub host: Option<HeaderValue>,
 }
 
-/// Sets `X-Forwarded-For/-Proto/-Host`. From a trusted proxy the existing chain is kept and the
-/// peer appended; from anyone else client-sent values are replaced, and `Forwarded` is dropped.
+/// Sets `X-Forwarded-For/-Proto/-Host` and `X-Real-IP`. From a trusted proxy the existing chain
+/// is kept and the peer appended; from anyone else client-sent values are replaced (the
+/// stripper has removed their `Forwarded`). `X-Real-IP` is always the client address the policy saw
+/// (`request.ip`): Tornado, and so Panel behind `--use-xheaders`, believes it over
+/// `X-Forwarded-For`.
 pub fn set_forwarded(headers: &mut HeaderMap, facts: ForwardedFacts<'_>) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
     const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+    const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
     let proto = HeaderValue::from_static(if facts.scheme == "https" {
         "https"
     } else {
@@ -303,15 +389,22 @@ pub fn set_forwarded(headers: &mut HeaderMap, facts: ForwardedFacts<'_>) {
         if let Some(host) = host.filter(|_| !headers.contains_key(&XFH)) {
             headers.insert(XFH, host);
         }
+        let client = if facts.client == facts.peer.ip {
+            facts.peer.ip_value.clone()
+        } else {
+            HeaderValue::try_from(facts.client.to_string())
+                .expect("an IP address is a header value")
+        };
+        headers.insert(X_REAL_IP, client);
         return;
     }
-    headers.remove(header::FORWARDED);
     headers.insert(XFF, facts.peer.ip_value.clone());
     headers.insert(XFP, proto);
     match host {
         Some(host) => headers.insert(XFH, host),
         None => headers.remove(XFH),
     };
+    headers.insert(X_REAL_IP, facts.peer.ip_value.clone());
 }
 
 #[cfg(test)]
@@ -344,7 +437,7 @@ mod tests {
             ("accept", "text/html"),
         ]);
         map.append("x-auth-request-user", HeaderValue::from_static("second"));
-        let removed = stripper.strip(&mut map);
+        let removed = stripper.strip(&mut map, false);
         assert_eq!(removed, 9);
         assert_eq!(map.len(), 1);
         assert!(map.contains_key("accept"));
@@ -370,7 +463,7 @@ mod tests {
             ("x_authority", "1"),
             ("x-forwarded-for", "10.0.0.2"),
         ]);
-        let removed = stripper.strip(&mut map);
+        let removed = stripper.strip(&mut map, false);
         assert_eq!(removed, 10, "{map:?}");
         let mut kept: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
         kept.sort_unstable();
@@ -381,6 +474,58 @@ mod tests {
                 "x-forwarded-for",
                 "x_authority",
                 "x_request_id"
+            ]
+        );
+    }
+
+    #[test]
+    fn path_overrides_are_removed_from_everyone_and_proxy_facts_from_untrusted_peers() {
+        let stripper = IdentityHeaderStripper::new([]).unwrap();
+        let sent = [
+            ("x-original-url", "/admin"),
+            ("X-Rewrite-URL", "/admin"),
+            ("x-real-ip", "10.0.0.1"),
+            ("x-scheme", "https"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-prefix", "/evil"),
+            ("x-forwarded-ssl", "on"),
+            (
+                "x-forwarded-client-cert",
+                "By=spiffe://x;URI=spiffe://admin",
+            ),
+            ("forwarded", "for=10.0.0.1;proto=https"),
+            ("x_forwarded_prefix", "/evil"),
+            ("x_real_ip", "10.0.0.1"),
+            ("x_original_url", "/admin"),
+            ("x-forwarded-proto", "https"),
+            ("accept", "*/*"),
+        ];
+        let kept = |trusted: bool| {
+            let mut map = headers(&sent);
+            stripper.strip(&mut map, trusted);
+            let mut names: Vec<String> = map.keys().map(|name| name.to_string()).collect();
+            names.sort_unstable();
+            names
+        };
+        // From anyone: only what the gateway replaces or appends to, and the rest.
+        assert_eq!(
+            kept(false),
+            ["accept", "x-forwarded-proto", "x-real-ip"],
+            "x-real-ip is replaced by set_forwarded"
+        );
+        // A trusted proxy's facts are kept; paths and underscore spellings still go.
+        assert_eq!(
+            kept(true),
+            [
+                "accept",
+                "forwarded",
+                "x-forwarded-client-cert",
+                "x-forwarded-port",
+                "x-forwarded-prefix",
+                "x-forwarded-proto",
+                "x-forwarded-ssl",
+                "x-real-ip",
+                "x-scheme"
             ]
         );
     }
@@ -465,11 +610,11 @@ mod tests {
         let mut map = headers(&[
             ("x-forwarded-for", "10.0.0.1"),
             ("x-forwarded-proto", "https"),
-            ("forwarded", "for=10.0.0.1"),
         ]);
         let peer = ForwardedPeer::new("127.0.0.9".parse().unwrap(), false);
         let facts = ForwardedFacts {
             peer: &peer,
+            client: peer.ip,
             scheme: "http",
             host: Some(HeaderValue::from_static("apps.example.com:8443")),
         };
@@ -477,7 +622,7 @@ mod tests {
         assert_eq!(map["x-forwarded-for"], "127.0.0.9");
         assert_eq!(map["x-forwarded-proto"], "http");
         assert_eq!(map["x-forwarded-host"], "apps.example.com:8443");
-        assert!(!map.contains_key("forwarded"));
+        assert_eq!(map["x-real-ip"], "127.0.0.9");
     }
 
     #[test]
@@ -514,19 +659,43 @@ mod tests {
     }
 
     #[test]
+    fn the_client_scheme_is_the_trusted_proxy_s_forwarded_proto() {
+        let scheme = |trusted: bool, values: &[&str]| {
+            let peer = ForwardedPeer::new("10.0.0.2".parse().unwrap(), trusted);
+            let pairs: Vec<(&str, &str)> =
+                values.iter().map(|v| ("x-forwarded-proto", *v)).collect();
+            client_scheme(&peer, &headers(&pairs), Scheme::Http).as_str()
+        };
+        assert_eq!(scheme(true, &["https"]), "https");
+        assert_eq!(scheme(true, &["HTTPS"]), "https");
+        assert_eq!(scheme(false, &["https"]), "http", "a direct client's claim");
+        assert_eq!(scheme(true, &[]), "http");
+        assert_eq!(scheme(true, &["wss"]), "http", "not a scheme it knows");
+        // The value the nearest proxy set or appended.
+        assert_eq!(scheme(true, &["https, http"]), "http");
+        assert_eq!(scheme(true, &["http", " https "]), "https");
+    }
+
+    #[test]
     fn trusted_proxy_chain_is_appended_to() {
         let mut map = headers(&[
             ("x-forwarded-for", "203.0.113.7"),
             ("x-forwarded-proto", "https"),
         ]);
+        map.insert("x-real-ip", HeaderValue::from_static("198.51.100.66"));
         let peer = ForwardedPeer::new("127.0.0.2".parse().unwrap(), true);
         let facts = ForwardedFacts {
             peer: &peer,
+            client: "203.0.113.7".parse().unwrap(),
             scheme: "http",
             host: Some(HeaderValue::from_static("h")),
         };
         set_forwarded(&mut map, facts);
         assert_eq!(map["x-forwarded-for"], "203.0.113.7, 127.0.0.2");
         assert_eq!(map["x-forwarded-proto"], "https");
+        assert_eq!(
+            map["x-real-ip"], "203.0.113.7",
+            "the client request.ip names, not what the proxy claimed"
+        );
     }
 }
