@@ -35,7 +35,7 @@ async fn setup() -> Setup {
 
 /// The `app` route (`/app/**`, analysts) plus the routes `more` writes for the upstream, behind
 /// a gateway with `basic_auth` (gateway.yaml's section) and the user alice (group analysts).
-async fn setup_with(basic_auth: &'static str, more: impl FnOnce(&Upstream) -> String) -> Setup {
+async fn setup_with(basic_auth: &str, more: impl FnOnce(&Upstream) -> String) -> Setup {
     let upstream = Upstream::start().await;
     let hash = portcullis::identity::basic::hash_password("alice-password").unwrap();
     let policy = format!(
@@ -43,6 +43,7 @@ async fn setup_with(basic_auth: &'static str, more: impl FnOnce(&Upstream) -> St
         analysts_route("app", "/app/**", "", &upstream),
         more(&upstream)
     );
+    let basic_auth = basic_auth.to_owned();
     let gateway = tokio::task::spawn_blocking(move || {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -117,6 +118,55 @@ async fn login_form_creates_a_session_and_the_upstream_sees_the_user() {
     let seen = setup.upstream.last();
     assert_eq!(seen.header("x-auth-request-user"), Some("alice"));
     assert_eq!(seen.header("x-auth-request-groups"), Some("analysts"));
+}
+
+/// Replicas that share the session secret accept each other's login forms (the CSRF key is
+/// derived from it), so a load balancer need not keep a login on one replica; replicas with
+/// their own secrets refuse each other's.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_sharing_the_session_secret_accept_each_other_s_login_forms() {
+    let shared =
+        format!("{BASIC_AUTH}session:\n  secrets: [\"replica-test-secret-0123456789abcdef\"]\n");
+    let (one, other) = tokio::join!(
+        setup_with(&shared, |_| String::new()),
+        setup_with(&shared, |_| String::new())
+    );
+    let mut browser = Browser::new();
+    let csrf = login_form(&mut browser, &one.base).await;
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("username", "alice"),
+        ("password", "alice-password"),
+        ("rd", "/app/home"),
+    ];
+    let response = post_login(&mut browser, &other.base, &fields).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FOUND,
+        "{}",
+        other.gateway.logs()
+    );
+    let page = browser.get(&format!("{}/app/home", one.base), HTML).await;
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "the session opens on the first replica"
+    );
+
+    let (one, other) = tokio::join!(setup(), setup());
+    let mut browser = Browser::new();
+    let csrf = login_form(&mut browser, &one.base).await;
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("username", "alice"),
+        ("password", "alice-password"),
+    ];
+    let response = post_login(&mut browser, &other.base, &fields).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "another secret, another key"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -30,7 +30,7 @@ use super::tls;
 use super::websocket::WsRegistry;
 use crate::capability::{KeyStore, Minter};
 use crate::config::Config;
-use crate::identity::basic::BasicAuth;
+use crate::identity::basic::{BasicAuth, CSRF_KEY_PURPOSE};
 use crate::identity::oidc::Providers;
 use crate::pages::Pages;
 use crate::policy::{PolicyStore, Scheme};
@@ -86,7 +86,7 @@ impl Gateway {
         let mut watches = Vec::new();
         let basic = match &config.basic_auth {
             Some(basic_config) => {
-                let basic = BasicAuth::load(basic_config)
+                let basic = BasicAuth::load(basic_config, sessions.derived_keys(CSRF_KEY_PURPOSE))
                     .map_err(|err| anyhow::anyhow!("basic_auth: {err}"))?;
                 watches.extend(basic.watch().context("cannot watch the credentials file")?);
                 Some(basic)

@@ -264,6 +264,12 @@ impl SessionCodec {
         cookies::clear_all(&self.cookie_name, &jar)
     }
 
+    /// Keys for `purpose` (say, signing the login form's CSRF token) derived from every session
+    /// secret, the sealing one first: replicas that share the secret derive the same keys.
+    pub fn derived_keys(&self, purpose: &str) -> Vec<[u8; 32]> {
+        self.sealer.keys(purpose)
+    }
+
     /// Seals any value for `purpose` (a distinct key) bound to the cookie `name`.
     pub(crate) fn seal_value<T: Serialize>(
         &self,

@@ -31,11 +31,23 @@ impl Sealer {
         }
     }
 
-    fn cipher(hkdf: &Hkdf<Sha256>, purpose: &str) -> XChaCha20Poly1305 {
+    fn key(hkdf: &Hkdf<Sha256>, purpose: &str) -> [u8; 32] {
         let mut key = [0u8; 32];
         hkdf.expand(purpose.as_bytes(), &mut key)
             .expect("32 bytes is a valid HKDF-SHA256 output length");
-        XChaCha20Poly1305::new(&key.into())
+        key
+    }
+
+    fn cipher(hkdf: &Hkdf<Sha256>, purpose: &str) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(&Self::key(hkdf, purpose).into())
+    }
+
+    /// A 32-byte key for `purpose` from each secret, the sealing one first.
+    pub(super) fn keys(&self, purpose: &str) -> Vec<[u8; 32]> {
+        self.secrets
+            .iter()
+            .map(|hkdf| Self::key(hkdf, purpose))
+            .collect()
     }
 
     /// base64url(version ‖ nonce ‖ ciphertext), authenticated together with `aad`.

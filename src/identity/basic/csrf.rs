@@ -8,9 +8,11 @@
 //! is `SameSite=Lax; HttpOnly`, and `__Host-` prefixed over HTTPS so a sibling subdomain cannot
 //! plant its own.
 //!
-//! The key is random per process (no configuration, nothing to leak): after a restart, or on
-//! another replica, an open login form fails once with "form expired, try again" and the re-render
-//! issues a fresh pair. Deployments with several replicas should keep logins sticky.
+//! The keys are derived from the session secrets (HKDF, a purpose of their own), so replicas that
+//! share the secret accept each other's forms and a restart keeps open forms valid; the first
+//! secret signs, every secret verifies (rotation). With no secret configured the session key is
+//! ephemeral, and so is this one: after a restart an open form fails once with "form expired,
+//! try again" and the re-render issues a fresh pair.
 
 use std::time::Duration;
 
@@ -52,20 +54,27 @@ pub enum CsrfError {
     Forged,
 }
 
-/// Issues and checks tokens with a per-process random key.
+/// The purpose the CSRF keys are derived for ([`crate::session::SessionCodec::derived_keys`]).
+pub const CSRF_KEY_PURPOSE: &str = "portcullis login form csrf v1";
+
+/// Issues tokens with the first key and accepts them under any.
 pub(crate) struct Csrf {
-    key: [u8; 32],
+    keys: Vec<[u8; 32]>,
 }
 
 impl Csrf {
-    pub(crate) fn new() -> Self {
-        Csrf {
-            key: rand::random(),
-        }
+    /// `keys` sign (the first) and verify (all); with none, one random key for this process.
+    pub(crate) fn new(keys: Vec<[u8; 32]>) -> Self {
+        let keys = if keys.is_empty() {
+            vec![rand::random()]
+        } else {
+            keys
+        };
+        Csrf { keys }
     }
 
-    fn mac(&self, cookie_value: &str) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
+    fn mac(key: &[u8; 32], cookie_value: &str) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
             .expect("HMAC accepts keys of any length");
         mac.update(CONTEXT);
         mac.update(cookie_value.as_bytes());
@@ -87,7 +96,11 @@ impl Csrf {
                 URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
             ),
         };
-        let form_token = URL_SAFE_NO_PAD.encode(self.mac(&cookie_value).finalize().into_bytes());
+        let form_token = URL_SAFE_NO_PAD.encode(
+            Self::mac(&self.keys[0], &cookie_value)
+                .finalize()
+                .into_bytes(),
+        );
         let (name, secure_attr) = if secure {
             (CSRF_COOKIE_SECURE, "; Secure")
         } else {
@@ -120,7 +133,11 @@ impl Csrf {
             .map_err(|_| CsrfError::Forged)?;
         let mut outcome = Err(CsrfError::Forged);
         for cookie in cookies {
-            if self.mac(cookie).verify_slice(&tag).is_err() {
+            let signed = self
+                .keys
+                .iter()
+                .any(|key| Self::mac(key, cookie).verify_slice(&tag).is_ok());
+            if !signed {
                 continue;
             }
             let fresh = issued_at(cookie).is_some_and(|issued| {
@@ -168,7 +185,7 @@ mod tests {
 
     #[test]
     fn issued_pair_passes() {
-        let csrf = Csrf::new();
+        let csrf = Csrf::new(Vec::new());
         let token = csrf.issue(&[], false, NOW);
         assert!(token.set_cookie.starts_with("portcullis_csrf="));
         assert!(token.set_cookie.contains("HttpOnly; SameSite=Lax"));
@@ -181,7 +198,7 @@ mod tests {
 
     #[test]
     fn missing_forged_and_expired_are_refused() {
-        let csrf = Csrf::new();
+        let csrf = Csrf::new(Vec::new());
         let token = csrf.issue(&[], true, NOW);
         assert!(token.set_cookie.starts_with("__Host-portcullis_csrf="));
         assert!(token.set_cookie.ends_with("; Secure"));
@@ -223,7 +240,7 @@ mod tests {
         for (name, cookies, form, now, expected) in cases {
             assert_eq!(csrf.check(cookies, *form, *now), Err(*expected), "{name}");
         }
-        let other_process = Csrf::new();
+        let other_process = Csrf::new(Vec::new());
         assert_eq!(
             other_process.check(&[&cookie], Some(&token.form_token), NOW),
             Err(CsrfError::Forged)
@@ -231,8 +248,26 @@ mod tests {
     }
 
     #[test]
+    fn replicas_sharing_keys_accept_each_other_s_forms_through_a_rotation() {
+        let (old, new) = ([1u8; 32], [2u8; 32]);
+        let before = Csrf::new(vec![old]);
+        let token = before.issue(&[], false, NOW);
+        let cookie = cookie_of(&token);
+        let check = |csrf: &Csrf| csrf.check(&[&cookie], Some(&token.form_token), NOW);
+        assert_eq!(check(&Csrf::new(vec![old])), Ok(()), "another replica");
+        assert_eq!(check(&Csrf::new(vec![new, old])), Ok(()), "mid-rotation");
+        assert_eq!(check(&Csrf::new(vec![new])), Err(CsrfError::Forged));
+        // A rotated replica signs with the new key only.
+        let after = Csrf::new(vec![new, old]).issue(&[], false, NOW);
+        assert_eq!(
+            Csrf::new(vec![new]).check(&[&cookie_of(&after)], Some(&after.form_token), NOW),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn fresh_cookie_is_reused_and_old_one_replaced() {
-        let csrf = Csrf::new();
+        let csrf = Csrf::new(Vec::new());
         let first = csrf.issue(&[], false, NOW);
         let cookie = cookie_of(&first);
         let again = csrf.issue(&[&cookie], false, NOW + 60);

@@ -9,7 +9,7 @@
 //!     credentials_file: Some("users.yaml".into()),
 //!     ..BasicAuthConfig::default()
 //! };
-//! let basic = BasicAuth::load(&config)?;
+//! let basic = BasicAuth::load(&config, Vec::new())?;
 //! let _watch = basic.watch()?; // keep alive: reloads users.yaml on save
 //! let user = basic
 //!     .authenticate("alice", "correct horse", "192.0.2.1".parse()?)
@@ -49,7 +49,9 @@ use tokio::sync::Semaphore;
 
 pub use self::config::{BasicAuthConfig, PamConfig, RateLimitConfig};
 pub use self::credentials::{CredentialIssue, CredentialsError};
-pub use self::csrf::{CSRF_COOKIE, CSRF_COOKIE_SECURE, CSRF_FIELD, CSRF_TTL, CsrfError, CsrfToken};
+pub use self::csrf::{
+    CSRF_COOKIE, CSRF_COOKIE_SECURE, CSRF_FIELD, CSRF_KEY_PURPOSE, CSRF_TTL, CsrfError, CsrfToken,
+};
 pub use self::ratelimit::{Clock, SystemClock};
 
 use self::credentials::Credentials;
@@ -195,8 +197,14 @@ impl std::fmt::Debug for BasicAuth {
 impl BasicAuth {
     /// Reads the credentials file and prepares the login checks. Refuses a config with no way
     /// to log in, a `pam` section without the `pam` feature, and any invalid credentials entry.
-    pub fn load(config: &BasicAuthConfig) -> Result<Arc<BasicAuth>, BasicError> {
-        BasicAuth::load_with(config, Arc::new(SystemClock), Params::default())
+    /// `csrf_keys` sign the login form (the first) and verify it (all): derive them from the
+    /// session secrets ([`CSRF_KEY_PURPOSE`]) so replicas accept each other's forms; with none,
+    /// a random key for this process.
+    pub fn load(
+        config: &BasicAuthConfig,
+        csrf_keys: Vec<[u8; 32]>,
+    ) -> Result<Arc<BasicAuth>, BasicError> {
+        BasicAuth::load_with(config, Arc::new(SystemClock), Params::default(), csrf_keys)
     }
 
     /// [`load`](Self::load) with a custom clock (tests) and argon2 parameters for the
@@ -205,6 +213,7 @@ impl BasicAuth {
         config: &BasicAuthConfig,
         clock: Arc<dyn Clock>,
         params: Params,
+        csrf_keys: Vec<[u8; 32]>,
     ) -> Result<Arc<BasicAuth>, BasicError> {
         config.rate_limit.validate().map_err(BasicError::Config)?;
         if config.credentials_file.is_none()
@@ -270,7 +279,7 @@ impl BasicAuth {
             params,
             limiter: RateLimiter::new(&config.rate_limit, clock),
             hashes: Arc::new(Semaphore::new(permits)),
-            csrf: Csrf::new(),
+            csrf: Csrf::new(csrf_keys),
         }))
     }
 

@@ -42,7 +42,7 @@ fn fixture(yaml: &str, tweak: impl FnOnce(&mut BasicAuthConfig)) -> Fixture {
     };
     tweak(&mut config);
     let clock = ManualClock::new();
-    let basic = BasicAuth::load_with(&config, clock.clone(), cheap()).unwrap();
+    let basic = BasicAuth::load_with(&config, clock.clone(), cheap(), Vec::new()).unwrap();
     Fixture { dir, clock, basic }
 }
 
@@ -54,7 +54,7 @@ fn load_err(yaml: &str) -> String {
         credentials_file: Some(path),
         ..BasicAuthConfig::default()
     };
-    BasicAuth::load_with(&config, Arc::new(SystemClock), cheap())
+    BasicAuth::load_with(&config, Arc::new(SystemClock), cheap(), Vec::new())
         .unwrap_err()
         .to_string()
 }
@@ -168,7 +168,7 @@ fn yaml_errors_and_unknown_keys_name_the_line() {
 
 #[test]
 fn config_without_a_login_method_or_with_bad_limits_is_refused() {
-    let err = BasicAuth::load(&BasicAuthConfig::default()).unwrap_err();
+    let err = BasicAuth::load(&BasicAuthConfig::default(), Vec::new()).unwrap_err();
     assert!(err.to_string().contains("credentials_file"), "{err}");
     let config = BasicAuthConfig {
         master_password: Some("x".into()),
@@ -178,13 +178,13 @@ fn config_without_a_login_method_or_with_bad_limits_is_refused() {
         },
         ..BasicAuthConfig::default()
     };
-    assert!(BasicAuth::load(&config).is_err());
+    assert!(BasicAuth::load(&config, Vec::new()).is_err());
     let config = BasicAuthConfig {
         master_password: Some(String::new()),
         ..BasicAuthConfig::default()
     };
     assert!(
-        BasicAuth::load_with(&config, Arc::new(SystemClock), cheap())
+        BasicAuth::load_with(&config, Arc::new(SystemClock), cheap(), Vec::new())
             .unwrap_err()
             .to_string()
             .contains("environment variable")
@@ -200,7 +200,7 @@ fn pam_section_without_the_feature_is_refused() {
         }),
         ..BasicAuthConfig::default()
     };
-    let err = BasicAuth::load(&config).unwrap_err();
+    let err = BasicAuth::load(&config, Vec::new()).unwrap_err();
     assert!(err.to_string().contains("--features pam"), "{err}");
 }
 
