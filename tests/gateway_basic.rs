@@ -76,6 +76,12 @@ async fn login_form(browser: &mut Browser, base: &str) -> String {
         .get(&format!("{base}/oauth2/start?rd=/app/home"), HTML)
         .await;
     assert_eq!(page.status(), StatusCode::OK);
+    // Another site cannot frame the form (clickjacking), and its URL (`rd`) goes nowhere.
+    let headers = page.headers();
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["content-security-policy"], "frame-ancestors 'none'");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
     let html = page.text().await.unwrap();
     hidden_field(&html, "csrf_token").expect("the login form carries a CSRF token")
 }

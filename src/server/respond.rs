@@ -72,6 +72,10 @@ pub fn redirect(location: &str) -> Response<Body> {
     response
 }
 
+/// A response the gateway writes itself (pages, JSON), never cached. Its pages cannot be framed
+/// by another site (a login form under a transparent frame is clickjacking) and send no
+/// `Referer`: a login page's URL carries the `rd` path and query the user was going to, which
+/// an operator's template might otherwise leak to wherever it loads a logo or a font from.
 pub fn with_type(
     status: StatusCode,
     content: String,
@@ -83,6 +87,21 @@ pub fn with_type(
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if content_type.starts_with("text/html") {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        );
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
     if let Ok(value) = HeaderValue::try_from(request_id) {
         headers.insert(REQUEST_ID_HEADER, value);
     }
