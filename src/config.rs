@@ -54,7 +54,8 @@ pub struct Config {
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
     /// How long a client may take to send a request's headers (and an idle keep-alive connection
-    /// may wait for the next request) before the connection is closed.
+    /// may wait for the next request, an HTTP/2 one with nothing in flight) before the
+    /// connection is closed.
     pub client_header_timeout: Duration,
     /// Threads serving connections, each with its own event loop and upstream pool.
     pub workers: usize,

@@ -555,6 +555,65 @@ async fn clients_slow_to_send_headers_are_disconnected() {
     assert_eq!(reply.status, 200);
 }
 
+/// HTTP/2 has no keep-alive header timeout in hyper: a connection with no request in flight and
+/// no response streaming is closed after `client_header_timeout`, and a request or a download
+/// slower than that still finishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_http2_connections_are_closed_and_slow_requests_still_finish() {
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "client_header_timeout: 400ms\n").await;
+
+    // The h2c preface and an empty SETTINGS frame, then silence.
+    let mut silent = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    silent.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let waited = time_until_closed_after(&gateway, &silent).await;
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+
+    let stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = Request::get(gateway.url("/plain/slow?ms=1000"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "slow ok", "in flight for longer than the timeout");
+    // A download the client reads slowly (flow control holds the rest back) is not idle.
+    const BYTES: usize = 4 << 20;
+    let request = Request::get(gateway.url(&format!("/plain/download?bytes={BYTES}")))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let mut body = sender.send_request(request).await.unwrap().into_body();
+    let mut received = body
+        .frame()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_data()
+        .unwrap()
+        .len();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    received += body.collect().await.unwrap().to_bytes().len();
+    assert_eq!(received, BYTES, "streamed for longer than the timeout");
+    let idle = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), connection)
+        .await
+        .expect("the gateway closed the idle HTTP/2 connection")
+        .unwrap()
+        .ok();
+    assert!(
+        idle.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        idle.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_connections_are_pooled_per_worker() {
     let upstream = Upstream::start().await;

@@ -22,6 +22,7 @@ use super::deadline::Deadlines;
 use super::drain::Drain;
 use super::guard::{self, ConnectionContext};
 use super::headers::IdentityHeaderStripper;
+use super::idle::Activity;
 use super::listen;
 use super::meters::Meters;
 use super::proxy::UpstreamClient;
@@ -392,11 +393,11 @@ impl Serving {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let peer = self.connection.peer.ip;
-        let connection = self.connection.clone();
-        let service = service_fn(move |request| guard::handle(connection.clone(), request));
         let io = TokioIo::new(stream);
         let result = match protocol {
             Protocol::Http1 => {
+                let connection = self.connection.clone();
+                let service = service_fn(move |request| guard::handle(connection.clone(), request));
                 let mut builder = http1::Builder::new();
                 builder
                     .timer(self.deadlines.clone())
@@ -407,9 +408,38 @@ impl Serving {
                 until_drained(serving, &self.draining, |c| c.graceful_shutdown()).await
             }
             Protocol::Http2 => {
+                let activity = Activity::new();
+                let connection = self.connection.clone();
+                let requests = activity.clone();
+                let service = service_fn(move |request| {
+                    let in_flight = requests.begin();
+                    let handled = guard::handle(connection.clone(), request);
+                    async move {
+                        let response = handled.await?;
+                        Ok::<_, std::convert::Infallible>(
+                            response.map(|body| in_flight.until_sent(body)),
+                        )
+                    }
+                });
                 let serving =
                     http2::Builder::new(TokioExecutor::new()).serve_connection(io, service);
-                until_drained(serving, &self.draining, |c| c.graceful_shutdown()).await
+                tokio::pin!(serving);
+                tokio::select! {
+                    biased;
+                    result = serving.as_mut() => result,
+                    () = self.draining.watch() => {
+                        serving.as_mut().graceful_shutdown();
+                        serving.await
+                    }
+                    () = activity.idle_for(self.header_timeout) => {
+                        serving.as_mut().graceful_shutdown();
+                        // The shutdown waits for the client to answer a PING; one that never
+                        // answers is dropped.
+                        tokio::time::timeout(self.header_timeout, serving)
+                            .await
+                            .unwrap_or(Ok(()))
+                    }
+                }
             }
         };
         if let Err(err) = result {

@@ -11,6 +11,7 @@ mod error;
 mod gateway;
 pub mod guard;
 mod headers;
+mod idle;
 mod listen;
 mod login;
 mod meters;
