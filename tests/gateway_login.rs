@@ -542,3 +542,47 @@ async fn rd_to_an_allowed_host_is_honoured_on_every_login_path_and_lookalikes_ar
         );
     }
 }
+
+/// A session the provider ends (its grant is gone, so the refresh is refused) closes the
+/// session's open sockets too, as a logout does: 1008 `session ended`.
+#[tokio::test(flavor = "multi_thread")]
+async fn websockets_close_when_the_provider_ends_their_session() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let mut setup = setup_with(Options {
+        access_token_ttl: 30,
+        ..Options::default()
+    })
+    .await;
+    let mut browser = alice_logged_in(&setup).await;
+    let mut request = format!("ws://{}/app/ws", setup.gateway.addr)
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", setup.base.parse().unwrap());
+    headers.insert("cookie", browser.cookie_header().parse().unwrap());
+    let (mut socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .unwrap_or_else(|e| panic!("upgrade refused: {e}\n{}", setup.gateway.logs()));
+    // The upgrade refreshed the 30 s token: the browser keeps the renewed session, as a page would.
+    browser.keep_cookies(response.headers());
+    socket.send(Message::text("ping")).await.unwrap();
+    assert_eq!(socket.next().await.unwrap().unwrap(), Message::text("ping"));
+
+    // The provider forgets every grant: the next refresh is refused.
+    setup.idp.restart();
+    let page = browser.get(&format!("{}/app/page", setup.base), HTML).await;
+    assert_eq!(page.status(), StatusCode::FOUND, "sent to log in again");
+    let frame = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), socket.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => break frame,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}\n{}", setup.gateway.logs()),
+        }
+    };
+    assert_eq!(frame.code, CloseCode::Policy);
+    assert_eq!(frame.reason.as_str(), "session ended");
+}

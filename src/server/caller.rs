@@ -109,7 +109,11 @@ impl Caller {
             Err(err) if err.ends_session() => {
                 metrics::counter!(telemetry::TOKEN_REFRESHES_TOTAL, "result" => "ended")
                     .increment(1);
-                tracing::info!(subject = %session.identity.subject, error = %err, "refresh failed; session ended");
+                // Its sockets on this gateway end with it, as at a logout.
+                let sockets = shared
+                    .websockets
+                    .close_session(&session.id, "session ended");
+                tracing::info!(subject = %session.identity.subject, error = %err, sockets, "refresh failed; session ended");
                 set_cookies.extend(shared.sessions.clear(headers));
                 Caller::default()
             }

@@ -267,7 +267,7 @@ async fn logout(shared: &Shared, ctx: &RequestContext, parts: &Parts) -> Respons
     };
     if let Some(session) = &session {
         // Its sockets on this gateway end with it (other replicas close theirs at expiry).
-        let sockets = shared.websockets.close_session(&session.id);
+        let sockets = shared.websockets.close_session(&session.id, "logged out");
         tracing::info!(subject = %session.identity.subject, sockets, "logout");
     }
     let mut response = match provider_logout {

@@ -141,14 +141,14 @@ impl WsRegistry {
         }
     }
 
-    /// Orders the bridges opened with session `id` closed (the user logged out): 1008.
-    /// Returns how many.
-    pub fn close_session(&self, id: &[u8; 16]) -> usize {
+    /// Orders the bridges opened with session `id` closed (the user logged out, the provider
+    /// ended the session): 1008 with `reason`. Returns how many.
+    pub fn close_session(&self, id: &[u8; 16], reason: &str) -> usize {
         let live = self.live.lock();
         live.values()
             .filter(|socket| socket.session.as_ref() == Some(id))
             .filter(|socket| {
-                let order = CloseOrder::session_ended("logged out");
+                let order = CloseOrder::session_ended(reason);
                 socket.closer.send(Some(order)).is_ok()
             })
             .count()
@@ -286,7 +286,7 @@ mod tests {
         let others = registry.register("app".into(), None, Some(other), upgrade());
         let guest = registry.register("app".into(), None, None, upgrade());
 
-        assert_eq!(registry.close_session(&mine), 2);
+        assert_eq!(registry.close_session(&mine, "logged out"), 2);
         for registration in [&first, &second] {
             let order = registration.close_orders.borrow().clone();
             assert_eq!(order, Some(CloseOrder::session_ended("logged out")));
@@ -295,7 +295,11 @@ mod tests {
             assert_eq!(*registration.close_orders.borrow(), None);
         }
         drop((first, second));
-        assert_eq!(registry.close_session(&mine), 0, "gone with their bridges");
+        assert_eq!(
+            registry.close_session(&mine, "logged out"),
+            0,
+            "gone with their bridges"
+        );
     }
 
     #[test]
