@@ -137,21 +137,21 @@ async fn replicas_sharing_the_session_secret_accept_each_other_s_login_forms() {
         setup_with(&shared, |_| String::new()),
         setup_with(&shared, |_| String::new())
     );
+    // Alice opens the form on one replica and the balancer sends her POST to the other.
+    async fn across(one: &Setup, other: &Setup, browser: &mut Browser) -> StatusCode {
+        let csrf = login_form(browser, &one.base).await;
+        let fields = [
+            ("csrf_token", csrf.as_str()),
+            ("username", "alice"),
+            ("password", "alice-password"),
+            ("rd", "/app/home"),
+        ];
+        post_login(browser, &other.base, &fields).await.status()
+    }
+
     let mut browser = Browser::new();
-    let csrf = login_form(&mut browser, &one.base).await;
-    let fields = [
-        ("csrf_token", csrf.as_str()),
-        ("username", "alice"),
-        ("password", "alice-password"),
-        ("rd", "/app/home"),
-    ];
-    let response = post_login(&mut browser, &other.base, &fields).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::FOUND,
-        "{}",
-        other.gateway.logs()
-    );
+    let status = across(&one, &other, &mut browser).await;
+    assert_eq!(status, StatusCode::FOUND, "{}", other.gateway.logs());
     let page = browser.get(&format!("{}/app/home", one.base), HTML).await;
     assert_eq!(
         page.status(),
@@ -160,19 +160,8 @@ async fn replicas_sharing_the_session_secret_accept_each_other_s_login_forms() {
     );
 
     let (one, other) = tokio::join!(setup(), setup());
-    let mut browser = Browser::new();
-    let csrf = login_form(&mut browser, &one.base).await;
-    let fields = [
-        ("csrf_token", csrf.as_str()),
-        ("username", "alice"),
-        ("password", "alice-password"),
-    ];
-    let response = post_login(&mut browser, &other.base, &fields).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::FORBIDDEN,
-        "another secret, another key"
-    );
+    let status = across(&one, &other, &mut Browser::new()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another secret, another key");
 }
 
 #[tokio::test(flavor = "multi_thread")]
