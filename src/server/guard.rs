@@ -232,11 +232,14 @@ async fn pipeline(
 ) -> Result<Response<Body>, GatewayError> {
     let shared = &*connection.shared;
     // 1 strip
-    let spoofed = shared
+    let stripped = shared
         .strip
         .strip(request.headers_mut(), connection.peer.is_trusted_proxy);
-    if spoofed > 0 {
-        tracing::info!(request_id = %ctx.request_id, peer = %ctx.peer, count = spoofed, "removed client-sent identity headers");
+    if stripped.spoofed > 0 {
+        tracing::info!(request_id = %ctx.request_id, peer = %ctx.peer, count = stripped.spoofed, "removed client-sent identity headers");
+    }
+    if stripped.proxy_claims > 0 {
+        tracing::debug!(request_id = %ctx.request_id, peer = %ctx.peer, count = stripped.proxy_claims, "removed proxy headers from a peer that is not a trusted proxy");
     }
 
     // 2 normalize

@@ -106,6 +106,16 @@ fn same_dashed(name: &[u8], canonical: &[u8]) -> bool {
             .all(|(&a, &b)| a == b || (a == b'_' && b == b'-'))
 }
 
+/// How many header lines [`IdentityHeaderStripper::strip`] removed, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stripped {
+    /// Identity, path overrides, underscore spellings: a spoofing attempt, worth a log line.
+    pub spoofed: usize,
+    /// A proxy's claims from a peer that is not a trusted proxy: routine behind a balancer
+    /// that `headers.trusted_proxies` does not list, so not worth one per request.
+    pub proxy_claims: usize,
+}
+
 impl IdentityHeaderStripper {
     /// `extra` adds configured names (identity header names, the capability header, `headers.strip`).
     pub fn new<'a>(
@@ -131,8 +141,8 @@ impl IdentityHeaderStripper {
         })
     }
 
-    /// Returns how many headers were removed (a spoofing attempt is worth a log line).
-    pub fn strip(&self, headers: &mut HeaderMap, from_trusted_proxy: bool) -> usize {
+    /// Removes the headers and says how many of each kind went.
+    pub fn strip(&self, headers: &mut HeaderMap, from_trusted_proxy: bool) -> Stripped {
         // One pass over the names the request has; most have none of ours.
         let doomed: Vec<HeaderName> = headers
             .keys()
@@ -145,13 +155,19 @@ impl IdentityHeaderStripper {
             })
             .cloned()
             .collect();
-        let mut removed = 0;
+        let mut stripped = Stripped::default();
         for name in doomed {
+            let claim = self.from_proxies_only.contains(name.as_str());
             if let header::Entry::Occupied(entry) = headers.entry(name) {
-                removed += entry.remove_entry_mult().1.count();
+                let lines = entry.remove_entry_mult().1.count();
+                if claim {
+                    stripped.proxy_claims += lines;
+                } else {
+                    stripped.spoofed += lines;
+                }
             }
         }
-        removed
+        stripped
     }
 
     /// `name` (with an `_`) is one of ours spelled with underscores for dashes. Removed from
@@ -438,7 +454,7 @@ mod tests {
         ]);
         map.append("x-auth-request-user", HeaderValue::from_static("second"));
         let removed = stripper.strip(&mut map, false);
-        assert_eq!(removed, 9);
+        assert_eq!(removed.spoofed, 9);
         assert_eq!(map.len(), 1);
         assert!(map.contains_key("accept"));
     }
@@ -464,7 +480,7 @@ mod tests {
             ("x-forwarded-for", "10.0.0.2"),
         ]);
         let removed = stripper.strip(&mut map, false);
-        assert_eq!(removed, 10, "{map:?}");
+        assert_eq!(removed.spoofed, 10, "{map:?}");
         let mut kept: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
         kept.sort_unstable();
         assert_eq!(
@@ -500,6 +516,15 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("accept", "*/*"),
         ];
+        let mut from_anyone = headers(&sent);
+        assert_eq!(
+            stripper.strip(&mut from_anyone, false),
+            Stripped {
+                spoofed: 5,
+                proxy_claims: 6
+            },
+            "path overrides and underscore spellings are spoofs; a proxy's claims are not"
+        );
         let kept = |trusted: bool| {
             let mut map = headers(&sent);
             stripper.strip(&mut map, trusted);
