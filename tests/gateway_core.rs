@@ -841,6 +841,67 @@ async fn websocket_burst_and_large_messages_relay_intact_and_in_order() {
     tokio::join!(sender, receiver);
 }
 
+/// A client message over the gateway's limit (20 MiB, Bokeh's own) closes the socket with 1009
+/// (the gateway reads on past it, so the close frame is not lost to a reset); a big message
+/// under the limit passes whole, as one frame in both directions.
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_messages_over_the_limit_close_the_socket_with_1009() {
+    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{
+        CloseCode, Data as OpData, OpCode,
+    };
+
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "").await;
+    let url = format!("ws://{}/app/ws", gateway.addr);
+    let origin = format!("http://{}", gateway.addr);
+    // A client that reads frames as big as the app may send.
+    let config = WebSocketConfig::default().max_frame_size(Some(64 << 20));
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(
+        ws_request(&url, Some(&origin)),
+        Some(config),
+        false,
+    )
+    .await
+    .unwrap();
+    let (mut sink, mut stream) = socket.split();
+    // Over tungstenite's 16 MiB frame default, as one frame both ways.
+    let under = Message::binary(vec![7u8; 17 << 20]);
+    sink.send(under.clone()).await.unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("the echo arrives")
+        .unwrap()
+        .unwrap();
+    assert!(echoed == under, "a 17 MiB message comes back whole");
+
+    // 24 MiB in three 8 MiB fragments: each frame is small, the message is not.
+    let sender = async {
+        for (index, opcode) in [OpData::Binary, OpData::Continue, OpData::Continue]
+            .into_iter()
+            .enumerate()
+        {
+            let fragment = Frame::message(vec![7u8; 8 << 20], OpCode::Data(opcode), index == 2);
+            if sink.send(Message::Frame(fragment)).await.is_err() {
+                break;
+            }
+        }
+    };
+    let receiver = async {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+                Ok(Some(Ok(Message::Close(Some(frame))))) => return frame,
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no close frame: {other:?}\n{}", gateway.logs()),
+            }
+        }
+    };
+    let ((), frame) = tokio::join!(sender, receiver);
+    assert_eq!(frame.code, CloseCode::Size);
+    assert_eq!(frame.reason.as_str(), "message too big");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cross_origin_websocket_upgrade_is_refused() {
     let upstream = Upstream::start().await;

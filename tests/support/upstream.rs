@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -36,6 +36,12 @@ impl Seen {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// The echo takes and sends single frames as big as an app server's messages (Tornado, under
+/// Bokeh, sends each message as one frame), past tungstenite's 16 MiB frame default.
+fn echo_framing() -> WebSocketConfig {
+    WebSocketConfig::default().max_frame_size(Some(64 << 20))
 }
 
 /// A close frame the WebSocket echo received, with the upgrade request of its socket.
@@ -175,8 +181,12 @@ async fn handle(
         let upgrade = hyper::upgrade::on(&mut request);
         tokio::spawn(async move {
             let Ok(upgraded) = upgrade.await else { return };
-            let mut socket =
-                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            let mut socket = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(echo_framing()),
+            )
+            .await;
             while let Some(Ok(message)) = socket.next().await {
                 if message.is_text() || message.is_binary() {
                     if socket.send(message).await.is_err() {

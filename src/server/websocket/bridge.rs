@@ -9,9 +9,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error, Message};
 
 use super::registry::CloseOrder;
 use super::socket::Socket;
@@ -19,11 +19,32 @@ use super::socket::Socket;
 /// How long a closing handshake may take before the connection is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// Framing for both sides of a bridge. tungstenite reserves a 128 KiB read buffer per socket by
-/// default, 256 KiB a bridge; a gateway holds thousands of mostly idle sockets, so it reads in
-/// 4 KiB steps (a bigger message still arrives whole, the buffer grows while it does).
+/// The largest message (and frame) a client may send through the gateway: Bokeh's own default
+/// (`websocket_max_message_size`, 20 MiB), above uvicorn's (16 MiB). A message is held whole
+/// while it passes, so tungstenite's default of 64 MiB let any client, a guest on a public
+/// route too, make the gateway hold 64 MiB per socket.
+pub const CLIENT_MAX_MESSAGE: usize = 20 << 20;
+
+/// Framing for the upstream side of a bridge. tungstenite reserves a 128 KiB read buffer per
+/// socket by default, 256 KiB a bridge; a gateway holds thousands of mostly idle sockets, so it
+/// reads in 4 KiB steps (a bigger message still arrives whole, the buffer grows while it does).
+/// A frame may be as big as a message (64 MiB): Tornado, under Bokeh and Panel, sends every
+/// message as one frame, and tungstenite's 16 MiB frame default ended any bridge whose app
+/// sent a bigger document.
 pub fn framing() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(4 * 1024)
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .max_frame_size(Some(UPSTREAM_MAX_MESSAGE))
+}
+
+/// tungstenite's default message limit, kept for what the upstream sends.
+const UPSTREAM_MAX_MESSAGE: usize = 64 << 20;
+
+/// Framing for the client side: [`framing`], with messages up to [`CLIENT_MAX_MESSAGE`].
+pub fn client_framing() -> WebSocketConfig {
+    framing()
+        .max_message_size(Some(CLIENT_MAX_MESSAGE))
+        .max_frame_size(Some(CLIENT_MAX_MESSAGE))
 }
 
 /// What stopped one direction of the bridge.
@@ -32,6 +53,8 @@ enum Stop {
     Closed(Option<CloseFrame>),
     /// The sender's connection failed or ended without a close.
     ReadFailed,
+    /// The sender sent a message over its side's size limit.
+    TooBig,
     /// The receiver's connection failed.
     WriteFailed,
 }
@@ -42,11 +65,13 @@ impl Stop {
         self,
         closed: fn(Option<CloseFrame>) -> End,
         sender_lost: End,
+        sender_too_big: End,
         receiver_lost: End,
     ) -> End {
         match self {
             Stop::Closed(frame) => closed(frame),
             Stop::ReadFailed => sender_lost,
+            Stop::TooBig => sender_too_big,
             Stop::WriteFailed => receiver_lost,
         }
     }
@@ -79,6 +104,7 @@ where
                     return Poll::Ready(Stop::WriteFailed);
                 }
             }
+            Poll::Ready(Some(Err(Error::Capacity(_)))) => return Poll::Ready(Stop::TooBig),
             Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Stop::ReadFailed),
             Poll::Pending => {
                 return match to.poll_flush(cx) {
@@ -98,6 +124,8 @@ enum End {
     UpstreamClosed(Option<CloseFrame>),
     /// The client's connection failed or ended without a close.
     ClientLost,
+    /// The client sent a message over [`CLIENT_MAX_MESSAGE`].
+    ClientTooBig,
     /// The upstream's connection failed or ended without a close.
     UpstreamLost,
     /// The registry ordered the bridge closed (or its session expired).
@@ -110,7 +138,7 @@ impl End {
         match self {
             End::ClientClosed(_) => "client",
             End::UpstreamClosed(_) => "upstream",
-            End::ClientLost | End::UpstreamLost => "error",
+            End::ClientLost | End::ClientTooBig | End::UpstreamLost => "error",
             End::Ordered(order) => order.label,
         }
     }
@@ -152,11 +180,18 @@ where
 {
     let pumping = poll_fn(|cx| {
         if let Poll::Ready(stop) = poll_pump(&mut client, &mut upstream, cx) {
-            return Poll::Ready(stop.ended(End::ClientClosed, End::ClientLost, End::UpstreamLost));
+            return Poll::Ready(stop.ended(
+                End::ClientClosed,
+                End::ClientLost,
+                End::ClientTooBig,
+                End::UpstreamLost,
+            ));
         }
         if let Poll::Ready(stop) = poll_pump(&mut upstream, &mut client, cx) {
+            // An upstream's message over tungstenite's 64 MiB default ends it like a failure.
             return Poll::Ready(stop.ended(
                 End::UpstreamClosed,
+                End::UpstreamLost,
                 End::UpstreamLost,
                 End::ClientLost,
             ));
@@ -204,6 +239,14 @@ where
         End::ClientLost => {
             let _ = upstream.close(None).await;
         }
+        End::ClientTooBig => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                let _ = upstream.close(None).await;
+                let _ = client.close(Some(too_big())).await;
+                client.discard_input().await;
+            })
+            .await;
+        }
         End::UpstreamLost => {
             let _ = client
                 .close(Some(going_away("upstream connection lost")))
@@ -242,6 +285,14 @@ where
                 Some(Ok(Message::Close(_))) => {
                     let _ = tokio::time::timeout(CLOSE_GRACE, client.close(None)).await;
                     return "client";
+                }
+                Some(Err(Error::Capacity(_))) => {
+                    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                        let _ = client.close(Some(too_big())).await;
+                        client.discard_input().await;
+                    })
+                    .await;
+                    return "error";
                 }
                 Some(Err(_)) | None => {
                     let _ = tokio::time::timeout(CLOSE_GRACE, client.close(None)).await;
@@ -298,6 +349,14 @@ fn close_frame(order: &CloseOrder) -> CloseFrame {
     CloseFrame {
         code: CloseCode::from(order.code),
         reason: order.reason.clone().into(),
+    }
+}
+
+/// 1009: the client's message was over [`CLIENT_MAX_MESSAGE`].
+fn too_big() -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::Size,
+        reason: "message too big".into(),
     }
 }
 

@@ -75,7 +75,7 @@ pub async fn handle(
                 return;
             }
         };
-        let client = Socket::new(upgraded, Role::Server, bridge::framing());
+        let client = Socket::new(upgraded, Role::Server, bridge::client_framing());
         let orders = registration.close_orders.clone();
         let reason = match upstream_socket {
             Some(upstream) => bridge::relay(client, *upstream, orders, session_end).await,

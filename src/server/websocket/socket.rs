@@ -171,6 +171,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         }
     }
 
+    /// Reads and drops raw bytes until the peer ends the connection. After a message too big
+    /// to take, its sender may still be writing the rest: closing on unread bytes would reset
+    /// the connection, and the close frame just sent would be lost with it.
+    pub async fn discard_input(&mut self) {
+        let mut scrap = [0u8; 8 * 1024];
+        let stream = &mut self.ws.get_mut().stream;
+        poll_fn(|cx| {
+            loop {
+                let mut buf = ReadBuf::new(&mut scrap);
+                match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) if !buf.filled().is_empty() => continue,
+                    Poll::Ready(_) => return Poll::Ready(()),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        })
+        .await;
+    }
+
     pub async fn next(&mut self) -> Option<Result<Message, Error>> {
         poll_fn(|cx| self.poll_next(cx)).await
     }
