@@ -234,7 +234,7 @@ fn a_reload_asking_for_missing_basic_auth_keeps_the_last_good_set() {
 #[test]
 fn a_reload_racing_a_configmap_swap_reads_every_file_from_one_version() {
     use std::os::unix::fs::symlink;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     let root = tempfile::tempdir().expect("tempdir");
     let dir = root.path().to_path_buf();
@@ -256,20 +256,29 @@ fn a_reload_racing_a_configmap_swap_reads_every_file_from_one_version() {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
+    let published = Arc::new(AtomicU64::new(0));
     let swapper = std::thread::spawn({
-        let (stop, dir) = (stop.clone(), dir.clone());
+        let (stop, published, dir) = (stop.clone(), published.clone(), dir.clone());
         move || {
             let mut version = 0;
             while !stop.load(Ordering::Relaxed) {
                 version += 1;
                 publish(&dir, version);
+                published.store(version, Ordering::Relaxed);
             }
             version
         }
     });
     let started = Instant::now();
     let (mut reads, mut mixed, mut failed) = (0, Vec::new(), Vec::new());
-    while started.elapsed() < Duration::from_millis(500) {
+    // Half a second, and on a busy machine (the swapper starved by other tests) on until a
+    // hundred swaps have raced the reads.
+    let racing = || {
+        let elapsed = started.elapsed();
+        elapsed < Duration::from_secs(10)
+            && (elapsed < Duration::from_millis(500) || published.load(Ordering::Relaxed) <= 100)
+    };
+    while racing() {
         reads += 1;
         match super::super::load::read_dir(&dir) {
             Ok(sources) => {
