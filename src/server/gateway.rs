@@ -405,7 +405,11 @@ impl Serving {
                     // Head and small bodies copied into one buffer: one write instead of writev.
                     .writev(false);
                 let serving = builder.serve_connection(io, service).with_upgrades();
-                until_drained(serving, &self.draining, |c| c.graceful_shutdown()).await
+                let drained = async {
+                    self.draining.watch().await;
+                    Stop::Drain
+                };
+                until_stopped(serving, drained, |c| c.graceful_shutdown()).await
             }
             Protocol::Http2 => {
                 let activity = Activity::new();
@@ -423,23 +427,13 @@ impl Serving {
                 });
                 let serving =
                     http2::Builder::new(TokioExecutor::new()).serve_connection(io, service);
-                tokio::pin!(serving);
-                tokio::select! {
-                    biased;
-                    result = serving.as_mut() => result,
-                    () = self.draining.watch() => {
-                        serving.as_mut().graceful_shutdown();
-                        serving.await
+                let stopped = async {
+                    tokio::select! {
+                        () = self.draining.watch() => Stop::Drain,
+                        () = activity.idle_for(self.header_timeout) => Stop::Idle(self.header_timeout),
                     }
-                    () = activity.idle_for(self.header_timeout) => {
-                        serving.as_mut().graceful_shutdown();
-                        // The shutdown waits for the client to answer a PING; one that never
-                        // answers is dropped.
-                        tokio::time::timeout(self.header_timeout, serving)
-                            .await
-                            .unwrap_or(Ok(()))
-                    }
-                }
+                };
+                until_stopped(serving, stopped, |c| c.graceful_shutdown()).await
             }
         };
         if let Err(err) = result {
@@ -448,9 +442,20 @@ impl Serving {
     }
 }
 
-async fn until_drained<C, E>(
+/// Why a connection is being shut down.
+enum Stop {
+    /// The gateway is draining: the request in flight and its response finish, however long
+    /// the shutdown grace lets them.
+    Drain,
+    /// An idle HTTP/2 connection: its shutdown waits for the client to answer a PING, and a
+    /// client that has not within this long is dropped.
+    Idle(Duration),
+}
+
+/// Serves the connection until it ends or `stop` resolves; then shuts it down gracefully.
+async fn until_stopped<C, E>(
     serving: C,
-    draining: &Drain,
+    stop: impl Future<Output = Stop>,
     graceful_shutdown: impl FnOnce(Pin<&mut C>),
 ) -> Result<(), E>
 where
@@ -460,10 +465,12 @@ where
     tokio::select! {
         biased;
         result = serving.as_mut() => result,
-        () = draining.watch() => {
-            // Finish the request in flight (and its response), then close.
+        stop = stop => {
             graceful_shutdown(serving.as_mut());
-            serving.await
+            match stop {
+                Stop::Drain => serving.await,
+                Stop::Idle(limit) => tokio::time::timeout(limit, serving).await.unwrap_or(Ok(())),
+            }
         }
     }
 }

@@ -303,14 +303,17 @@ pub struct ForwardedPeer {
 
 impl ForwardedPeer {
     pub fn new(ip: IpAddr, is_trusted_proxy: bool) -> Self {
-        let ip_value =
-            HeaderValue::try_from(ip.to_string()).expect("an IP address is a header value");
+        let ip_value = address_value(ip);
         ForwardedPeer {
             ip,
             ip_value,
             is_trusted_proxy,
         }
     }
+}
+
+fn address_value(ip: IpAddr) -> HeaderValue {
+    HeaderValue::try_from(ip.to_string()).expect("an IP address is a header value")
 }
 
 /// The client's address as policies (`request.ip`) and rate limits see it: the peer's, or when
@@ -408,8 +411,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, facts: ForwardedFacts<'_>) {
         let client = if facts.client == facts.peer.ip {
             facts.peer.ip_value.clone()
         } else {
-            HeaderValue::try_from(facts.client.to_string())
-                .expect("an IP address is a header value")
+            address_value(facts.client)
         };
         headers.insert(X_REAL_IP, client);
         return;
