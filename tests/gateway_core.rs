@@ -902,6 +902,59 @@ async fn websocket_messages_over_the_limit_close_the_socket_with_1009() {
     assert_eq!(frame.reason.as_str(), "message too big");
 }
 
+/// An upstream may send its first frame in the same packet as its 101 (Bokeh pushes the
+/// document at once): the bridge relays it, the handshake's reader keeps nothing past the head.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frame_sent_with_the_upstreams_101_reaches_the_client() {
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(stream.read_u8().await.unwrap());
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim().to_string())
+            })
+            .expect("the gateway sends a key");
+        let mut reply = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            derive_accept_key(key.as_bytes())
+        )
+        .into_bytes();
+        // An unmasked text frame, "first", in the same write as the head.
+        reply.extend([0x81, 5]);
+        reply.extend(b"first");
+        stream.write_all(&reply).await.unwrap();
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest).await;
+    });
+    let routes = policy::routes(&[policy::websocket_route(
+        "app",
+        "/app/**",
+        &upstream_url,
+        EVERYONE,
+    )]);
+    let gateway = GatewayProcess::start_async("", &[("app.yaml", &routes)]).await;
+    let mut socket = same_origin_socket(&gateway).await;
+    let first = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("the first frame arrives")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, Message::text("first"));
+    drop(socket);
+    upstream.abort();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cross_origin_websocket_upgrade_is_refused() {
     let upstream = Upstream::start().await;

@@ -1,43 +1,43 @@
 //! Relays frames between the client and the upstream until either side closes, the registry
-//! orders the bridge closed or the session it was opened with expires.
+//! orders the bridge closed or the session it was opened with expires; then tungstenite runs
+//! the closing handshake on both sides.
 
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error, Message};
 
+use super::frames::{Pipe, Sender, Stop};
 use super::registry::CloseOrder;
 use super::socket::Socket;
 
 /// How long a closing handshake may take before the connection is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// The largest message (and frame) a client may send through the gateway: Bokeh's own default
-/// (`websocket_max_message_size`, 20 MiB), above uvicorn's (16 MiB). A message is held whole
-/// while it passes, so tungstenite's default of 64 MiB let any client, a guest on a public
-/// route too, make the gateway hold 64 MiB per socket.
+/// The largest message a client may send through the gateway: Bokeh's own default
+/// (`websocket_max_message_size`, 20 MiB), above uvicorn's (16 MiB). The bridge relays frame by
+/// frame and holds no message, so this guards the upstream, and a guest on a public route
+/// cannot make an app behind the gateway take more.
 pub const CLIENT_MAX_MESSAGE: usize = 20 << 20;
 
-/// Framing for the upstream side of a bridge. tungstenite reserves a 128 KiB read buffer per
-/// socket by default, 256 KiB a bridge; a gateway holds thousands of mostly idle sockets, so it
-/// reads in 4 KiB steps (a bigger message still arrives whole, the buffer grows while it does).
-/// A frame may be as big as a message (64 MiB): Tornado, under Bokeh and Panel, sends every
-/// message as one frame, and tungstenite's 16 MiB frame default ended any bridge whose app
-/// sent a bigger document.
+/// tungstenite's framing for the upstream side's closing handshake. tungstenite reserves a
+/// 128 KiB read buffer per socket by default; this reads in 4 KiB steps like the relay. A frame
+/// may be as big as a message (64 MiB): Tornado, under Bokeh and Panel, sends every message as
+/// one frame, and tungstenite's 16 MiB frame default would fail on a bigger one.
 pub fn framing() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .max_frame_size(Some(UPSTREAM_MAX_MESSAGE))
 }
 
-/// tungstenite's default message limit, kept for what the upstream sends.
+/// tungstenite's default message limit, kept for what the upstream sends while closing.
 const UPSTREAM_MAX_MESSAGE: usize = 64 << 20;
 
 /// Framing for the client side: [`framing`], with messages up to [`CLIENT_MAX_MESSAGE`].
@@ -47,86 +47,33 @@ pub fn client_framing() -> WebSocketConfig {
         .max_frame_size(Some(CLIENT_MAX_MESSAGE))
 }
 
-/// What stopped one direction of the bridge.
-enum Stop {
-    /// The sender closed: this frame is its close.
-    Closed(Option<CloseFrame>),
-    /// The sender's connection failed or ended without a close.
-    ReadFailed,
-    /// The sender sent a message over its side's size limit.
-    TooBig,
-    /// The receiver's connection failed.
-    WriteFailed,
-}
-
-impl Stop {
-    /// The bridge's end, given what each way of stopping means for this direction.
-    fn ended(
-        self,
-        closed: fn(Option<CloseFrame>) -> End,
-        sender_lost: End,
-        sender_too_big: End,
-        receiver_lost: End,
-    ) -> End {
-        match self {
-            Stop::Closed(frame) => closed(frame),
-            Stop::ReadFailed => sender_lost,
-            Stop::TooBig => sender_too_big,
-            Stop::WriteFailed => receiver_lost,
-        }
-    }
-}
-
-/// One direction of the bridge: moves every message `from` has ready into `to` and flushes
-/// once when `from` runs dry, so a burst costs one write.
-fn poll_pump<A, B>(from: &mut Socket<A>, to: &mut Socket<B>, cx: &mut Context<'_>) -> Poll<Stop>
-where
-    A: AsyncRead + AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite + Unpin,
-{
-    loop {
-        // Backpressure: read only what the receiver can take.
-        match to.poll_ready(cx) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(_)) => return Poll::Ready(Stop::WriteFailed),
-            Poll::Pending => return Poll::Pending,
-        }
-        match from.poll_next(cx) {
-            Poll::Ready(Some(Ok(Message::Close(frame)))) => {
-                return match to.poll_flush(cx) {
-                    Poll::Ready(Err(_)) => Poll::Ready(Stop::WriteFailed),
-                    // The close reply flushes what is left.
-                    _ => Poll::Ready(Stop::Closed(frame)),
-                };
-            }
-            Poll::Ready(Some(Ok(message))) => {
-                if to.start_send(message).is_err() {
-                    return Poll::Ready(Stop::WriteFailed);
-                }
-            }
-            Poll::Ready(Some(Err(Error::Capacity(_)))) => return Poll::Ready(Stop::TooBig),
-            Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Stop::ReadFailed),
-            Poll::Pending => {
-                return match to.poll_flush(cx) {
-                    Poll::Ready(Err(_)) => Poll::Ready(Stop::WriteFailed),
-                    _ => Poll::Pending,
-                };
-            }
-        }
+/// The bridge's end, given what each way of stopping a direction means for it.
+fn ended(
+    stop: Stop,
+    closed: End,
+    sender_lost: End,
+    sender_too_big: End,
+    receiver_lost: End,
+) -> End {
+    match stop {
+        Stop::CloseAhead => closed,
+        Stop::ReadFailed => sender_lost,
+        Stop::TooBig => sender_too_big,
+        Stop::WriteFailed => receiver_lost,
     }
 }
 
 /// Why relaying stopped; each way has its own closing handshake.
 enum End {
-    /// The client sent this close frame.
-    ClientClosed(Option<CloseFrame>),
-    /// The upstream sent this close frame.
-    UpstreamClosed(Option<CloseFrame>),
-    /// The client's connection failed or ended without a close.
+    /// The client's next frame is a close.
+    ClientClosed,
+    /// The upstream's next frame is a close.
+    UpstreamClosed,
+    /// The client's connection failed, ended without a close or broke the protocol.
     ClientLost,
     /// The client sent a message over [`CLIENT_MAX_MESSAGE`].
     ClientTooBig,
-    /// The upstream's connection failed or ended without a close.
+    /// The upstream's connection failed, ended without a close or broke the protocol.
     UpstreamLost,
     /// The registry ordered the bridge closed (or its session expired).
     Ordered(CloseOrder),
@@ -136,8 +83,8 @@ impl End {
     /// The `reason` label of `portcullis_websockets_closed_total`.
     fn label(&self) -> &'static str {
         match self {
-            End::ClientClosed(_) => "client",
-            End::UpstreamClosed(_) => "upstream",
+            End::ClientClosed => "client",
+            End::UpstreamClosed => "upstream",
             End::ClientLost | End::ClientTooBig | End::UpstreamLost => "error",
             End::Ordered(order) => order.label,
         }
@@ -167,10 +114,12 @@ impl SessionEnd {
 
 /// Relays text, binary, ping, pong and close in both directions until either side closes, the
 /// registry orders it closed or the session ends; returns why it ended, as the `reason` label
-/// of `portcullis_websockets_closed_total`.
+/// of `portcullis_websockets_closed_total`. `upstream_read_ahead` is what the upstream sent
+/// behind its handshake response.
 pub async fn relay<C, U>(
-    mut client: Socket<C>,
-    mut upstream: Socket<U>,
+    mut client: C,
+    mut upstream: U,
+    upstream_read_ahead: Vec<u8>,
     mut close_orders: watch::Receiver<Option<CloseOrder>>,
     mut session: SessionEnd,
 ) -> &'static str
@@ -178,18 +127,22 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut to_upstream = Pipe::new(Sender::Client, Some(CLIENT_MAX_MESSAGE), Vec::new());
+    let mut to_client = Pipe::new(Sender::Upstream, None, upstream_read_ahead);
     let pumping = poll_fn(|cx| {
-        if let Poll::Ready(stop) = poll_pump(&mut client, &mut upstream, cx) {
-            return Poll::Ready(stop.ended(
+        if let Poll::Ready(stop) = to_upstream.poll_pump(&mut client, &mut upstream, cx) {
+            return Poll::Ready(ended(
+                stop,
                 End::ClientClosed,
                 End::ClientLost,
                 End::ClientTooBig,
                 End::UpstreamLost,
             ));
         }
-        if let Poll::Ready(stop) = poll_pump(&mut upstream, &mut client, cx) {
-            // An upstream's message over tungstenite's 64 MiB default ends it like a failure.
-            return Poll::Ready(stop.ended(
+        if let Poll::Ready(stop) = to_client.poll_pump(&mut upstream, &mut client, cx) {
+            // The upstream's messages have no limit here: nothing is held.
+            return Poll::Ready(ended(
+                stop,
                 End::UpstreamClosed,
                 End::UpstreamLost,
                 End::UpstreamLost,
@@ -204,10 +157,58 @@ where
         order = session.expired() => End::Ordered(order),
     };
     let label = end.label();
-    // Boxed: the closing handshakes hold timers and close frames, which a live bridge's future
-    // would otherwise carry for its whole life.
-    Box::pin(close(end, &mut client, &mut upstream)).await;
+    // Boxed: the closing handshakes hold tungstenite sockets, timers and close frames, which a
+    // live bridge's future would otherwise carry for its whole life.
+    Box::pin(async move {
+        let (mut client, mut upstream) = hand_over(client, upstream, to_upstream, to_client).await;
+        close(end, &mut client, &mut upstream).await;
+    })
+    .await;
     label
+}
+
+/// The two sides as tungstenite sockets for the closing handshake, after what the pipes
+/// checked has been written (if the receivers take it within the grace).
+async fn hand_over<C, U>(
+    mut client: C,
+    mut upstream: U,
+    mut to_upstream: Pipe,
+    mut to_client: Pipe,
+) -> (Socket<C>, Socket<U>)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(
+        CLOSE_GRACE,
+        poll_fn(|cx| {
+            let upstream_done = to_upstream.poll_write_ready(&mut upstream, cx).is_ready();
+            let client_done = to_client.poll_write_ready(&mut client, cx).is_ready();
+            if upstream_done && client_done {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }),
+    )
+    .await;
+    let upstream_writable = to_upstream.receiver_at_frame_boundary();
+    let client_writable = to_client.receiver_at_frame_boundary();
+    let client = Socket::handed_over(
+        client,
+        to_upstream.into_read_ahead(),
+        client_writable,
+        Role::Server,
+        client_framing(),
+    );
+    let upstream = Socket::handed_over(
+        upstream,
+        to_client.into_read_ahead(),
+        upstream_writable,
+        Role::Client,
+        framing(),
+    );
+    (client, upstream)
 }
 
 /// Resolves when the registry orders the bridge closed; never if the registry goes away.
@@ -228,11 +229,13 @@ where
     U: AsyncRead + AsyncWrite + Unpin,
 {
     match end {
-        End::ClientClosed(frame) => {
+        End::ClientClosed => {
+            let frame = close_frame_of(client).await;
             let _ = upstream.send(Message::Close(frame)).await;
             finish(client, upstream).await;
         }
-        End::UpstreamClosed(frame) => {
+        End::UpstreamClosed => {
+            let frame = close_frame_of(upstream).await;
             let _ = client.send(Message::Close(frame)).await;
             finish(upstream, client).await;
         }
@@ -310,6 +313,18 @@ where
                 return order.label;
             }
         }
+    }
+}
+
+/// The close frame a side's relay stopped in front of, read by tungstenite (which queues the
+/// reply that [`finish`] sends).
+async fn close_frame_of<S>(closing: &mut Socket<S>) -> Option<CloseFrame>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(CLOSE_GRACE, closing.next()).await {
+        Ok(Some(Ok(Message::Close(frame)))) => frame,
+        _ => None,
     }
 }
 

@@ -54,7 +54,7 @@ pub async fn handle(
     let (upstream_socket, protocol) = match &route.upstream {
         Upstream::Whoami => (None, None),
         Upstream::Http(base) => match connect(ctx.upstream, base, &info, upstream_headers).await? {
-            Connected::Open(socket, protocol) => (Some(socket), protocol),
+            Connected::Open(upstream, protocol) => (Some(upstream), protocol),
             Connected::Refused(response) => return Ok(response),
         },
     };
@@ -75,11 +75,15 @@ pub async fn handle(
                 return;
             }
         };
-        let client = Socket::new(upgraded, Role::Server, bridge::client_framing());
         let orders = registration.close_orders.clone();
         let reason = match upstream_socket {
-            Some(upstream) => bridge::relay(client, *upstream, orders, session_end).await,
-            None => bridge::echo(client, orders, session_end).await,
+            Some((upstream, read_ahead)) => {
+                bridge::relay(upgraded, upstream, read_ahead, orders, session_end).await
+            }
+            None => {
+                let client = Socket::new(upgraded, Role::Server, bridge::client_framing());
+                bridge::echo(client, orders, session_end).await
+            }
         };
         metrics::counter!(telemetry::WEBSOCKETS_CLOSED_TOTAL, "route" => route.name.to_string(), "reason" => reason)
             .increment(1);
@@ -103,7 +107,8 @@ pub async fn handle(
 }
 
 enum Connected {
-    Open(Box<Socket<TcpStream>>, Option<HeaderValue>),
+    /// The upstream's stream with what it sent behind its 101, and its chosen subprotocol.
+    Open((TcpStream, Vec<u8>), Option<HeaderValue>),
     /// The upstream answered the handshake with something other than 101: pass it on.
     Refused(Response<Body>),
 }
@@ -164,12 +169,12 @@ async fn connect(
     .await
     .map_err(|_| GatewayError::UpstreamTimeout)?;
     match attempt {
-        Ok((socket, response)) => {
+        Ok((stream, read_ahead, response)) => {
             let protocol = response
                 .headers()
                 .get(header::SEC_WEBSOCKET_PROTOCOL)
                 .cloned();
-            Ok(Connected::Open(Box::new(socket), protocol))
+            Ok(Connected::Open((stream, read_ahead), protocol))
         }
         Err(tokio_tungstenite::tungstenite::Error::Http(refusal)) => {
             let (parts, bytes) = refusal.into_parts();

@@ -3,6 +3,7 @@
 //! re-decide and close them.
 
 mod bridge;
+mod frames;
 mod handler;
 mod registry;
 mod socket;

@@ -1,11 +1,11 @@
-//! tungstenite's WebSocket driven from the bridge task's own polls.
+//! tungstenite's WebSocket driven from the owning task's own polls: the built-in echo, and a
+//! bridge's sockets once relaying stops and the closing handshake begins.
 //!
-//! tokio-tungstenite registers the polling task's waker in two `AtomicWaker`s on every poll:
-//! four locked compare-exchanges a relayed message, about a sixth of the bridge's CPU under
-//! `benches/websockets.rs`. A bridge is one task that owns both of its sockets, so a socket
-//! here keeps the waker it was last polled with and replaces it only when another task polls
-//! it. The protocol (framing, masking, validation, the closing handshake) stays tungstenite's,
-//! the engine under tokio-tungstenite.
+//! tokio-tungstenite registers the polling task's waker in two `AtomicWaker`s on every poll,
+//! four locked compare-exchanges a message. A socket here belongs to one task, so it keeps the
+//! waker it was last polled with and replaces it only when another task polls it. The protocol
+//! (framing, masking, validation, the closing handshake) stays tungstenite's, the engine under
+//! tokio-tungstenite.
 
 use std::future::poll_fn;
 use std::io::{self, Read, Write};
@@ -77,7 +77,7 @@ fn would_block(err: &Error) -> bool {
     matches!(err, Error::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
 }
 
-/// One side of a bridge.
+/// One side of a bridge (for its closing handshake) or of the built-in echo.
 pub struct Socket<S> {
     ws: WebSocket<PollIo<S>>,
     /// Messages were queued since the last flush.
@@ -86,6 +86,9 @@ pub struct Socket<S> {
     blocked: bool,
     /// Reading ended (closed or failed); later reads return `None`.
     ended: bool,
+    /// Nothing may be written: the peer's stream stopped inside a frame, and a frame written
+    /// now would be read as the rest of it.
+    mute: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
@@ -98,12 +101,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         ))
     }
 
+    /// A bridge's side after relaying, for the closing handshake: `read_ahead` is what was
+    /// read and not relayed (`None` if it stopped inside a frame: nothing more is read), and
+    /// `writable` says whether what was written to it ends on a frame boundary.
+    pub fn handed_over(
+        stream: S,
+        read_ahead: Option<Vec<u8>>,
+        writable: bool,
+        role: Role,
+        config: WebSocketConfig,
+    ) -> Self {
+        let ended = read_ahead.is_none();
+        let mut socket = Self::from_websocket(WebSocket::from_partially_read(
+            PollIo::new(stream),
+            read_ahead.unwrap_or_default(),
+            role,
+            Some(config),
+        ));
+        socket.ended = ended;
+        socket.mute = !writable;
+        socket
+    }
+
     fn from_websocket(ws: WebSocket<PollIo<S>>) -> Self {
         Socket {
             ws,
             unflushed: false,
             blocked: false,
             ended: false,
+            mute: false,
         }
     }
 
@@ -142,6 +168,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
 
     /// Queues `message`; a flush writes it at the latest.
     pub fn start_send(&mut self, message: Message) -> Result<(), Error> {
+        if self.mute {
+            return Ok(());
+        }
         self.unflushed = true;
         match self.ws.write(message) {
             Ok(()) => Ok(()),
@@ -202,6 +231,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
 
     /// Queues a close frame (or, after the peer's close, the reply) and flushes it.
     pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
+        if self.mute {
+            return Ok(());
+        }
         let mut frame = Some(frame);
         poll_fn(|cx| {
             self.register(cx);
@@ -219,29 +251,82 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     }
 }
 
-/// The client side of the opening handshake. An answer other than 101 is `Error::Http` with
-/// the upstream's response.
+/// The stream under the client handshake: tungstenite is given the upstream's response head
+/// and nothing past it, so frames the upstream sends right behind its 101 stay for the bridge.
+struct HeadOnly<'a, S> {
+    io: PollIo<S>,
+    /// Read from the stream and not given to tungstenite.
+    held: &'a mut Vec<u8>,
+    /// How much of the head's closing `\r\n\r\n` the bytes given so far end with.
+    marker: u8,
+}
+
+impl<S: AsyncRead + Unpin> Read for HeadOnly<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.marker == 4 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if self.held.is_empty() {
+            let mut chunk = [0u8; 4 * 1024];
+            let read = self.io.read(&mut chunk)?;
+            self.held.extend_from_slice(&chunk[..read]);
+        }
+        let mut given = 0;
+        while given < self.held.len().min(buf.len()) && self.marker < 4 {
+            self.marker = match (self.marker, self.held[given]) {
+                (2, b'\r') => 3,
+                (_, b'\r') => 1,
+                (1, b'\n') => 2,
+                (3, b'\n') => 4,
+                _ => 0,
+            };
+            given += 1;
+        }
+        buf[..given].copy_from_slice(&self.held[..given]);
+        self.held.drain(..given);
+        Ok(given)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Write for HeadOnly<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.io.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.io.flush()
+    }
+}
+
+/// The client side of the opening handshake: the stream, with what the upstream sent past its
+/// response head. An answer other than 101 is `Error::Http` with the upstream's response.
 pub async fn connect<S>(
     request: Request,
     stream: S,
     config: WebSocketConfig,
-) -> Result<(Socket<S>, Response), Error>
+) -> Result<(S, Vec<u8>, Response), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut start = Some((request, PollIo::new(stream)));
-    let mut interrupted: Option<MidHandshake<ClientHandshake<PollIo<S>>>> = None;
-    let (ws, response) = poll_fn(|cx| {
+    let mut held = Vec::new();
+    let head_only = HeadOnly {
+        io: PollIo::new(stream),
+        held: &mut held,
+        marker: 0,
+    };
+    let mut start = Some((request, head_only));
+    let mut interrupted: Option<MidHandshake<ClientHandshake<HeadOnly<'_, S>>>> = None;
+    let outcome = poll_fn(|cx| {
         let attempt = match start.take() {
-            Some((request, mut io)) => {
-                io.register(cx);
-                client_with_config(request, io, Some(config))
+            Some((request, mut stream)) => {
+                stream.io.register(cx);
+                client_with_config(request, stream, Some(config))
             }
             None => {
                 let mut handshake = interrupted
                     .take()
                     .expect("the handshake is not polled after it finished");
-                handshake.get_mut().get_mut().register(cx);
+                handshake.get_mut().get_mut().io.register(cx);
                 handshake.handshake()
             }
         };
@@ -254,6 +339,22 @@ where
             Err(HandshakeError::Failure(err)) => Poll::Ready(Err(err)),
         }
     })
-    .await?;
-    Ok((Socket::from_websocket(ws), response))
+    .await;
+    // Ends their borrow of `held`.
+    drop((start, interrupted));
+    match outcome {
+        Ok((ws, response)) => {
+            let stream = ws.into_inner().io.stream;
+            Ok((stream, held, response))
+        }
+        Err(Error::Http(mut refusal)) => {
+            // The body's first bytes came with the head.
+            refusal
+                .body_mut()
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(&held);
+            Err(Error::Http(refusal))
+        }
+        Err(err) => Err(err),
+    }
 }
