@@ -26,8 +26,8 @@ const CAPACITY: usize = 8192;
 const MAX_KEY_LEN: usize = 512;
 
 /// Fields whose values are not worth a key (headers, claims): reading one means no memo.
-const USER_UNKEYED: u16 = 1 << field_bit(&USER_FIELDS, "claims");
-const REQUEST_UNKEYED: u16 = 1 << field_bit(&REQUEST_FIELDS, "headers");
+const USER_UNKEYED: u16 = user_bit("claims");
+const REQUEST_UNKEYED: u16 = request_bit("headers");
 
 #[derive(Default)]
 pub(crate) struct WhenMemo {
@@ -107,56 +107,75 @@ impl Key {
     }
 
     fn user(&mut self, needs: u16, user: &Identity) {
-        for (bit, field) in USER_FIELDS.iter().enumerate() {
-            if needs & (1 << bit) == 0 {
-                continue;
-            }
-            match *field {
-                "sub" => self.text(&user.subject),
-                // `domain` is the email's, so the email keys it.
-                "email" | "domain" => self.optional(user.email.as_deref()),
-                "email_verified" => self.0.push(u8::from(user.email_verified)),
-                "name" => self.optional(user.name.as_deref()),
-                "groups" => {
-                    self.0
-                        .extend_from_slice(&(user.groups.len() as u32).to_le_bytes());
-                    for group in &user.groups {
-                        self.text(group);
-                    }
-                }
-                "provider" => self.text(&user.provider),
-                // Unkeyed fields never reach here (see `memoizable`).
-                _ => {}
+        if needs & const { user_bit("sub") } != 0 {
+            self.text(&user.subject);
+        }
+        // `domain` is the email's, so the email keys it.
+        if needs & (const { user_bit("email") } | const { user_bit("domain") }) != 0 {
+            self.optional(user.email.as_deref());
+        }
+        if needs & const { user_bit("email_verified") } != 0 {
+            self.0.push(u8::from(user.email_verified));
+        }
+        if needs & const { user_bit("name") } != 0 {
+            self.optional(user.name.as_deref());
+        }
+        if needs & const { user_bit("groups") } != 0 {
+            self.0
+                .extend_from_slice(&(user.groups.len() as u32).to_le_bytes());
+            for group in &user.groups {
+                self.text(group);
             }
         }
+        if needs & const { user_bit("provider") } != 0 {
+            self.text(&user.provider);
+        }
+        // Unkeyed fields never reach here (see `memoizable`).
     }
 
     fn request(&mut self, needs: u16, request: &RequestInfo) {
-        for (bit, field) in REQUEST_FIELDS.iter().enumerate() {
-            if needs & (1 << bit) == 0 {
-                continue;
-            }
-            match *field {
-                "method" => self.text(request.method.as_str()),
-                "scheme" => self.text(request.scheme.as_str()),
-                "host" => self.text(&request.host),
-                "path" => self.text(&request.path),
-                "query" => self.optional(request.query.as_deref()),
-                "websocket" => self.0.push(u8::from(request.websocket)),
-                "ip" => match request.ip {
-                    std::net::IpAddr::V4(ip) => {
-                        self.0.push(4);
-                        self.0.extend_from_slice(&ip.octets());
-                    }
-                    std::net::IpAddr::V6(ip) => {
-                        self.0.push(6);
-                        self.0.extend_from_slice(&ip.octets());
-                    }
-                },
-                _ => {}
+        if needs & const { request_bit("method") } != 0 {
+            self.text(request.method.as_str());
+        }
+        if needs & const { request_bit("scheme") } != 0 {
+            self.text(request.scheme.as_str());
+        }
+        if needs & const { request_bit("host") } != 0 {
+            self.text(&request.host);
+        }
+        if needs & const { request_bit("path") } != 0 {
+            self.text(&request.path);
+        }
+        if needs & const { request_bit("query") } != 0 {
+            self.optional(request.query.as_deref());
+        }
+        if needs & const { request_bit("websocket") } != 0 {
+            self.0.push(u8::from(request.websocket));
+        }
+        if needs & const { request_bit("ip") } != 0 {
+            match request.ip {
+                std::net::IpAddr::V4(ip) => {
+                    self.0.push(4);
+                    self.0.extend_from_slice(&ip.octets());
+                }
+                std::net::IpAddr::V6(ip) => {
+                    self.0.push(6);
+                    self.0.extend_from_slice(&ip.octets());
+                }
             }
         }
     }
+}
+
+/// The mask bit of a `user` field, for `const` blocks: a key is built on every decision, and
+/// walking the field names with string matches cost more than the lookup it keys.
+const fn user_bit(name: &str) -> u16 {
+    1 << field_bit(&USER_FIELDS, name)
+}
+
+/// The mask bit of a `request` field, for `const` blocks.
+const fn request_bit(name: &str) -> u16 {
+    1 << field_bit(&REQUEST_FIELDS, name)
 }
 
 /// The bit of `name` in a [`Needs`] mask, checked when compiled.

@@ -381,3 +381,38 @@ fn going_away(reason: &'static str) -> CloseFrame {
         reason: reason.into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every open WebSocket is one of these futures: 10,000 sockets held open pay its size
+    /// 10,000 times, so a buffer kept across an await shows up as megabytes.
+    #[test]
+    fn a_held_socket_task_stays_small() {
+        const MOST: usize = 4 * 1024;
+        let (client, _) = tokio::io::duplex(64);
+        let (upstream, _) = tokio::io::duplex(64);
+        let (_orders, close_orders) = watch::channel(None);
+        let relayed = relay(
+            client,
+            upstream,
+            Vec::new(),
+            close_orders.clone(),
+            SessionEnd::at(None),
+        );
+        assert!(
+            size_of_val(&relayed) <= MOST,
+            "relay: {}",
+            size_of_val(&relayed)
+        );
+        let (client, _) = tokio::io::duplex(64);
+        let client = Socket::new(client, Role::Server, client_framing());
+        let echoed = echo(client, close_orders, SessionEnd::at(None));
+        assert!(
+            size_of_val(&echoed) <= MOST,
+            "echo: {}",
+            size_of_val(&echoed)
+        );
+    }
+}
