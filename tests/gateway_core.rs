@@ -60,6 +60,9 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
             // proxy may say about the client (Tornado believes X-Real-IP and X-Scheme).
             ("X-Original-URL", "/admin"),
             ("X-Rewrite-URL", "/admin"),
+            // Methods some upstreams run instead of the request's.
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("X_HTTP_Method", "DELETE"),
             ("X-Real-IP", "10.0.0.1"),
             ("X_Real_IP", "10.0.0.1"),
             ("X-Scheme", "https"),
@@ -87,6 +90,8 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
                     "x-legacy-user",
                     "x-original-url",
                     "x-rewrite-url",
+                    "x-http-method-override",
+                    "x-http-method",
                     "x-scheme",
                     "x-forwarded-port",
                     "x-forwarded-prefix",

@@ -65,6 +65,15 @@ const BUILT_IN: &[&str] = &[
 /// so nobody may send them, trusted proxies included.
 const PATH_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url"];
 
+/// Headers that make some upstreams run another method than the request's (Rack's
+/// `MethodOverride` in Rails, Symfony and Laravel, Express's `method-override`, ASP.NET): a
+/// POST a policy allowed would be served as the DELETE it denies. Removed from everyone.
+const METHOD_OVERRIDES: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// What a proxy in front says about the client beyond `X-Forwarded-For/-Proto/-Host`. Apps
 /// behind proxies believe them: Tornado (Panel's `--use-xheaders`) takes `X-Scheme` over
 /// `X-Forwarded-Proto`, Werkzeug's `ProxyFix` and Django read `X-Forwarded-Port/-Prefix`,
@@ -122,7 +131,11 @@ impl IdentityHeaderStripper {
         extra: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, http::header::InvalidHeaderName> {
         let mut always = NameSet::default();
-        for name in BUILT_IN.iter().chain(PATH_OVERRIDES) {
+        for name in BUILT_IN
+            .iter()
+            .chain(PATH_OVERRIDES)
+            .chain(METHOD_OVERRIDES)
+        {
             always.insert(HeaderName::from_static(name));
         }
         for name in extra {
@@ -497,11 +510,14 @@ mod tests {
     }
 
     #[test]
-    fn path_overrides_are_removed_from_everyone_and_proxy_facts_from_untrusted_peers() {
+    fn path_and_method_overrides_are_removed_from_everyone_and_proxy_facts_from_untrusted_peers() {
         let stripper = IdentityHeaderStripper::new([]).unwrap();
         let sent = [
             ("x-original-url", "/admin"),
             ("X-Rewrite-URL", "/admin"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("x-http-method", "DELETE"),
+            ("X-Method-Override", "DELETE"),
             ("x-real-ip", "10.0.0.1"),
             ("x-scheme", "https"),
             ("x-forwarded-port", "443"),
@@ -522,10 +538,10 @@ mod tests {
         assert_eq!(
             stripper.strip(&mut from_anyone, false),
             Stripped {
-                spoofed: 5,
+                spoofed: 8,
                 proxy_claims: 6
             },
-            "path overrides and underscore spellings are spoofs; a proxy's claims are not"
+            "path and method overrides and underscore spellings are spoofs; a proxy's claims are not"
         );
         let kept = |trusted: bool| {
             let mut map = headers(&sent);
@@ -540,7 +556,7 @@ mod tests {
             ["accept", "x-forwarded-proto", "x-real-ip"],
             "x-real-ip is replaced by set_forwarded"
         );
-        // A trusted proxy's facts are kept; paths and underscore spellings still go.
+        // A trusted proxy's facts are kept; overrides and underscore spellings still go.
         assert_eq!(
             kept(true),
             [
