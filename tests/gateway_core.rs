@@ -909,32 +909,38 @@ async fn websocket_messages_over_the_limit_close_the_socket_with_1009() {
 
 /// An upstream may send its first frame in the same packet as its 101 (Bokeh pushes the
 /// document at once): the bridge relays it, the handshake's reader keeps nothing past the head.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_frame_sent_with_the_upstreams_101_reaches_the_client() {
+/// Reads a WebSocket upgrade request from `stream` and returns the 101 that accepts it, for the
+/// caller to write (with whatever it sends behind it).
+async fn switching_protocols_for(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
     use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.unwrap());
+    }
+    let head = String::from_utf8(head).unwrap();
+    let key = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim().to_string())
+        })
+        .expect("the gateway sends a key");
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        derive_accept_key(key.as_bytes())
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frame_sent_with_the_upstreams_101_reaches_the_client() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream_url = format!("http://{}", listener.local_addr().unwrap());
     let upstream = tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(stream.read_u8().await.unwrap());
-        }
-        let head = String::from_utf8(head).unwrap();
-        let key = head
-            .lines()
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("sec-websocket-key")
-                    .then(|| value.trim().to_string())
-            })
-            .expect("the gateway sends a key");
-        let mut reply = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-            derive_accept_key(key.as_bytes())
-        )
-        .into_bytes();
+        let mut reply = switching_protocols_for(&mut stream).await;
         // An unmasked text frame, "first", in the same write as the head.
         reply.extend([0x81, 5]);
         reply.extend(b"first");
@@ -958,6 +964,77 @@ async fn a_frame_sent_with_the_upstreams_101_reaches_the_client() {
     assert_eq!(first, Message::text("first"));
     drop(socket);
     upstream.abort();
+}
+
+/// A close ordered while the upstream is part way through a big frame: the frame is relayed to
+/// its end first, so the close frame can follow it and both sides get one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_close_ordered_inside_a_frame_follows_the_end_of_that_frame() {
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let mut frame = vec![0x82, 127];
+    frame.extend((payload.len() as u64).to_be_bytes());
+    frame.extend(&payload);
+    let half = frame.len() / 2;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_url = format!("http://{}", listener.local_addr().unwrap());
+    let (go_on, resume) = tokio::sync::oneshot::channel::<()>();
+    let upstream = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut reply = switching_protocols_for(&mut stream).await;
+        reply.extend(&frame[..half]);
+        stream.write_all(&reply).await.unwrap();
+        resume.await.unwrap();
+        stream.write_all(&frame[half..]).await.unwrap();
+        // What the gateway sends after it: a masked close frame.
+        let mut head = [0u8; 6];
+        stream.read_exact(&mut head).await.unwrap();
+        assert_eq!(head[0], 0x88, "a close frame");
+        assert!(
+            head[1] & 0x80 != 0 && head[1] & 0x7f >= 2,
+            "masked, with a code"
+        );
+        let mut body = vec![0u8; usize::from(head[1] & 0x7f)];
+        stream.read_exact(&mut body).await.unwrap();
+        u16::from_be_bytes([body[0] ^ head[2], body[1] ^ head[3]])
+    });
+    let routes = policy::routes(&[policy::websocket_route(
+        "app",
+        "/app/**",
+        &upstream_url,
+        EVERYONE,
+    )]);
+    let mut gateway = GatewayProcess::start_async("", &[("app.yaml", &routes)]).await;
+    let mut socket = same_origin_socket(&gateway).await;
+    // Time for the first half to cross the gateway: the relay is inside the frame.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let exit = tokio::task::spawn_blocking(move || gateway.terminate());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    go_on.send(()).unwrap();
+    let received = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut received = Vec::new();
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => {
+                    received.push(Message::Close(frame));
+                    return received;
+                }
+                Some(Ok(message)) => received.push(message),
+                other => {
+                    panic!("expected the frame and a close frame, got {other:?} after {received:?}")
+                }
+            }
+        }
+    })
+    .await
+    .expect("the frame and a close arrive");
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[0], Message::binary(payload));
+    let Message::Close(Some(close)) = &received[1] else {
+        panic!("a close frame with a code, got {:?}", received[1]);
+    };
+    assert_eq!(u16::from(close.code), 1001);
+    assert_eq!(upstream.await.unwrap(), 1001);
+    assert!(exit.await.unwrap().success());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -167,8 +167,9 @@ where
     label
 }
 
-/// The two sides as tungstenite sockets for the closing handshake, after what the pipes
-/// checked has been written (if the receivers take it within the grace).
+/// The two sides as tungstenite sockets for the closing handshake, after each frame in flight
+/// has been relayed to its end (if the sender sends it and the receiver takes it within the
+/// grace): a close frame can then follow it. A side left inside a frame gets no close frame.
 async fn hand_over<C, U>(
     mut client: C,
     mut upstream: U,
@@ -182,8 +183,13 @@ where
     let _ = tokio::time::timeout(
         CLOSE_GRACE,
         poll_fn(|cx| {
-            let upstream_done = to_upstream.poll_write_ready(&mut upstream, cx).is_ready();
-            let client_done = to_client.poll_write_ready(&mut client, cx).is_ready();
+            // A failed side is done too: its frame cannot be finished.
+            let upstream_done = to_upstream
+                .poll_finish_frame(&mut client, &mut upstream, cx)
+                .is_ready();
+            let client_done = to_client
+                .poll_finish_frame(&mut upstream, &mut client, cx)
+                .is_ready();
             if upstream_done && client_done {
                 Poll::Ready(())
             } else {

@@ -129,6 +129,43 @@ impl Pipe {
         }
     }
 
+    /// Relays the rest of the frame in flight, if any, and nothing past it: ready with `Ok` once
+    /// the receiver's stream ends on a frame boundary, so that a close frame may follow.
+    pub fn poll_finish_frame<A, B>(
+        &mut self,
+        from: &mut A,
+        to: &mut B,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Stop>>
+    where
+        A: AsyncRead + Unpin,
+        B: AsyncWrite + Unpin,
+    {
+        loop {
+            match self.poll_write_ready(to, cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+            if self.payload.remaining == 0 {
+                return self.poll_flush(to, cx);
+            }
+            if self.check_payload() {
+                continue;
+            }
+            self.buffer.reserve(READ_STEP);
+            match poll_read_buf(Pin::new(&mut *from), cx, &mut self.buffer) {
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Err(Stop::ReadFailed)),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Pending => {
+                    return match self.poll_flush(to, cx) {
+                        Poll::Ready(Err(stop)) => Poll::Ready(Err(stop)),
+                        _ => Poll::Pending,
+                    };
+                }
+            }
+        }
+    }
+
     /// Writes out every checked byte; ready with `Ok` once none is left.
     pub fn poll_write_ready<B>(
         &mut self,
@@ -174,19 +211,10 @@ impl Pipe {
         let before = self.ready;
         loop {
             if self.payload.remaining > 0 {
-                let unchecked = (self.buffer.len() - self.ready) as u64;
-                let take = self.payload.remaining.min(unchecked) as usize;
-                if take == 0 {
-                    break;
+                if self.check_payload() {
+                    continue;
                 }
-                let bytes = &mut self.buffer[self.ready..self.ready + take];
-                if let Some(key) = self.payload.rekey {
-                    apply_mask(bytes, key, self.payload.phase);
-                    self.payload.phase = (self.payload.phase + take) % 4;
-                }
-                self.ready += take;
-                self.payload.remaining -= take as u64;
-                continue;
+                break;
             }
             let mut cursor = Cursor::new(&self.buffer[self.ready..]);
             let parsed = FrameHeader::parse(&mut cursor).map_err(|_| Stop::ReadFailed);
@@ -210,6 +238,24 @@ impl Pipe {
             self.payload.phase = 0;
         }
         Ok(self.ready > before)
+    }
+
+    /// Makes ready (re-masked for the upstream) what was read of the current frame's payload;
+    /// true if any of it was.
+    fn check_payload(&mut self) -> bool {
+        let unchecked = (self.buffer.len() - self.ready) as u64;
+        let take = self.payload.remaining.min(unchecked) as usize;
+        if take == 0 {
+            return false;
+        }
+        let bytes = &mut self.buffer[self.ready..self.ready + take];
+        if let Some(key) = self.payload.rekey {
+            apply_mask(bytes, key, self.payload.phase);
+            self.payload.phase = (self.payload.phase + take) % 4;
+        }
+        self.ready += take;
+        self.payload.remaining -= take as u64;
+        true
     }
 
     /// The rules a proxy must enforce on a frame it passes without reading the message.
@@ -503,6 +549,60 @@ mod tests {
             "a new message inside a fragmented one"
         );
         assert_eq!(parse_all(&written).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_frame_in_flight_is_finished_and_nothing_past_it_is_relayed() {
+        let client_mask = [9, 8, 7, 6];
+        let big: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let in_flight = frame(OpCode::Data(Data::Binary), &big, true, Some(client_mask));
+        let next = frame(OpCode::Data(Data::Text), b"next", true, Some(client_mask));
+        let (mut feed, mut from) = tokio::io::duplex(64 * 1024);
+        let (mut to, mut out) = tokio::io::duplex(1 << 20);
+        let mut pipe = Pipe::new(Sender::Client, Some(1 << 20), Vec::new());
+        // The relay stops (a close order, say) 3,000 bytes into the frame.
+        feed.write_all(&in_flight[..3_000]).await.unwrap();
+        let pending = std::future::poll_fn(|cx| {
+            Poll::Ready(pipe.poll_pump(&mut from, &mut to, cx).is_pending())
+        })
+        .await;
+        assert!(pending);
+        assert!(!pipe.receiver_at_frame_boundary());
+        // The sender goes on with the rest of the frame and the start of another.
+        feed.write_all(&in_flight[3_000..]).await.unwrap();
+        feed.write_all(&next).await.unwrap();
+        let finished =
+            std::future::poll_fn(|cx| pipe.poll_finish_frame(&mut from, &mut to, cx)).await;
+        assert_eq!(finished, Ok(()));
+        assert!(pipe.receiver_at_frame_boundary());
+        drop(to);
+        let mut written = Vec::new();
+        out.read_to_end(&mut written).await.unwrap();
+        let frames = parse_all(&written);
+        assert_eq!(frames.len(), 1, "only the frame in flight is relayed");
+        assert_eq!(frames[0].1, big);
+        // What follows it stays for the closing handshake to read.
+        assert_eq!(pipe.into_read_ahead(), Some(next));
+    }
+
+    #[tokio::test]
+    async fn a_sender_that_stops_inside_its_frame_cannot_finish_it() {
+        let input = frame(OpCode::Data(Data::Binary), &[1; 10_000], true, None);
+        let (mut feed, mut from) = tokio::io::duplex(64 * 1024);
+        let (mut to, _out) = tokio::io::duplex(1 << 20);
+        let mut pipe = Pipe::new(Sender::Upstream, None, Vec::new());
+        feed.write_all(&input[..6_000]).await.unwrap();
+        let pending = std::future::poll_fn(|cx| {
+            Poll::Ready(pipe.poll_pump(&mut from, &mut to, cx).is_pending())
+        })
+        .await;
+        assert!(pending);
+        drop(feed);
+        let finished =
+            std::future::poll_fn(|cx| pipe.poll_finish_frame(&mut from, &mut to, cx)).await;
+        assert_eq!(finished, Err(Stop::ReadFailed));
+        assert!(!pipe.receiver_at_frame_boundary());
+        assert_eq!(pipe.into_read_ahead(), None);
     }
 
     #[tokio::test]
