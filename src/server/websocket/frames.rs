@@ -112,19 +112,10 @@ impl Pipe {
                 }
                 Err(stop) => return Poll::Ready(stop),
             }
-            self.buffer.reserve(READ_STEP);
-            match poll_read_buf(Pin::new(&mut *from), cx, &mut self.buffer) {
-                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Stop::ReadFailed),
-                Poll::Ready(Ok(_)) => {}
-                Poll::Pending => {
-                    if self.buffer.is_empty() {
-                        self.buffer = BytesMut::new();
-                    }
-                    return match self.poll_flush(to, cx) {
-                        Poll::Ready(Err(stop)) => Poll::Ready(stop),
-                        _ => Poll::Pending,
-                    };
-                }
+            match self.poll_read_more(from, to, cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(stop)) => return Poll::Ready(stop),
+                Poll::Pending => return Poll::Pending,
             }
         }
     }
@@ -152,15 +143,36 @@ impl Pipe {
             if self.check_payload() {
                 continue;
             }
-            self.buffer.reserve(READ_STEP);
-            match poll_read_buf(Pin::new(&mut *from), cx, &mut self.buffer) {
-                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Err(Stop::ReadFailed)),
-                Poll::Ready(Ok(_)) => {}
-                Poll::Pending => {
-                    return match self.poll_flush(to, cx) {
-                        Poll::Ready(Err(stop)) => Poll::Ready(Err(stop)),
-                        _ => Poll::Pending,
-                    };
+            match self.poll_read_more(from, to, cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Reads what the sender has sent; while it has sent nothing, flushes the receiver and
+    /// frees an empty buffer (an idle socket holds none).
+    fn poll_read_more<A, B>(
+        &mut self,
+        from: &mut A,
+        to: &mut B,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Stop>>
+    where
+        A: AsyncRead + Unpin,
+        B: AsyncWrite + Unpin,
+    {
+        self.buffer.reserve(READ_STEP);
+        match poll_read_buf(Pin::new(&mut *from), cx, &mut self.buffer) {
+            Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(Err(Stop::ReadFailed)),
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(())),
+            Poll::Pending => {
+                if self.buffer.is_empty() {
+                    self.buffer = BytesMut::new();
+                }
+                match self.poll_flush(to, cx) {
+                    Poll::Ready(Err(stop)) => Poll::Ready(Err(stop)),
+                    _ => Poll::Pending,
                 }
             }
         }
