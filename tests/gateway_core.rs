@@ -342,13 +342,13 @@ async fn a_fully_qualified_host_meets_the_same_route() {
 
 /// Behind a trusted proxy, `request.ip` is the client the proxy received from, so a network
 /// deny rule still applies, and `request.scheme` is the scheme the proxy received (it may have
-/// terminated TLS); from an untrusted peer, claimed `X-Forwarded-For/-Proto` change nothing.
-/// The upstream's `X-Real-IP` is the address the policy saw.
+/// terminated TLS); from an untrusted peer, claimed `X-Forwarded-For/-Proto` change nothing,
+/// not even in `request.headers`. The upstream's `X-Real-IP` is the address the policy saw.
 #[tokio::test(flavor = "multi_thread")]
 async fn trusted_proxies_vouch_for_the_client_address_and_scheme() {
     let upstream = Upstream::start().await;
     let policy = format!(
-        "{}rules:\n  - name: blocked network\n    deny:\n      when: 'request.ip.inCidr(\"203.0.113.0/24\")'\n  - name: tls only\n    deny:\n      when: 'request.path.startsWith(\"/app/tls\") && request.scheme != \"https\"'\n",
+        "{}rules:\n  - name: blocked network\n    deny:\n      when: 'request.ip.inCidr(\"203.0.113.0/24\")'\n  - name: tls only\n    deny:\n      when: 'request.path.startsWith(\"/app/tls\") && request.scheme != \"https\"'\n  - name: forwarded header\n    deny:\n      when: 'request.path.startsWith(\"/app/hdr\") && \"x-forwarded-for\" in request.headers && request.headers[\"x-forwarded-for\"].contains(\"203.0.113.\")'\n",
         policy::routes(&[policy::route("app", "/app/**", &upstream.url(), EVERYONE)])
     );
     let status =
@@ -387,6 +387,16 @@ async fn trusted_proxies_vouch_for_the_client_address_and_scheme() {
         200
     );
     assert_eq!(upstream.last().header("x-real-ip"), Some("198.51.100.1"));
+    // A trusted proxy's chain is in `request.headers` as it was sent.
+    assert_eq!(
+        status(
+            &behind_proxy,
+            "/app/hdr",
+            &chain("203.0.113.7, 198.51.100.1")
+        )
+        .await,
+        403
+    );
     let https = [("x-forwarded-proto", "https")];
     assert_eq!(status(&behind_proxy, "/app/tls", &https).await, 200);
     assert_eq!(status(&behind_proxy, "/app/tls", &[]).await, 403);
@@ -394,6 +404,12 @@ async fn trusted_proxies_vouch_for_the_client_address_and_scheme() {
     let direct = GatewayProcess::start_async("", &[("app.yaml", &policy)]).await;
     assert_eq!(status(&direct, "/app/x", &chain("203.0.113.7")).await, 200);
     assert_eq!(upstream.last().header("x-real-ip"), Some("127.0.0.1"));
+    // Anyone else's is not: a rule reading it cannot be fooled.
+    assert_eq!(
+        status(&direct, "/app/hdr", &chain("203.0.113.7")).await,
+        200
+    );
+    assert_eq!(upstream.last().header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(status(&direct, "/app/tls", &https).await, 403);
 }
 
