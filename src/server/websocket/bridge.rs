@@ -180,16 +180,19 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
+    // A failed side is done too (its frame cannot be finished); a done side is not polled again.
+    let (mut upstream_done, mut client_done) = (false, false);
     let _ = tokio::time::timeout(
         CLOSE_GRACE,
         poll_fn(|cx| {
-            // A failed side is done too: its frame cannot be finished.
-            let upstream_done = to_upstream
-                .poll_finish_frame(&mut client, &mut upstream, cx)
-                .is_ready();
-            let client_done = to_client
-                .poll_finish_frame(&mut upstream, &mut client, cx)
-                .is_ready();
+            upstream_done = upstream_done
+                || to_upstream
+                    .poll_finish_frame(&mut client, &mut upstream, cx)
+                    .is_ready();
+            client_done = client_done
+                || to_client
+                    .poll_finish_frame(&mut upstream, &mut client, cx)
+                    .is_ready();
             if upstream_done && client_done {
                 Poll::Ready(())
             } else {
