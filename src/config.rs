@@ -79,6 +79,8 @@ pub struct UpstreamConfig {
     pub response_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub pool_idle_timeout: Duration,
+    /// Per worker. Past it, a connection that finishes its exchange is closed and the next
+    /// request opens a new one, so it must exceed a worker's concurrent requests to one upstream.
     pub pool_max_idle_per_host: usize,
 }
 
@@ -88,7 +90,7 @@ impl Default for UpstreamConfig {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(60),
             pool_idle_timeout: Duration::from_secs(90),
-            pool_max_idle_per_host: 64,
+            pool_max_idle_per_host: 1024,
         }
     }
 }

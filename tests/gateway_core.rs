@@ -650,6 +650,46 @@ async fn upstream_connections_are_pooled_per_worker() {
     );
 }
 
+/// More concurrent requests than the pool kept before (64 a worker): every connection that
+/// finished its exchange used to be closed past that, so each burst opened them again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wide_burst_keeps_its_upstream_connections_for_the_next() {
+    const CONCURRENT: usize = 200;
+    let upstream = Upstream::start().await;
+    let gateway = start(&upstream, "workers: 1\n").await;
+    let url = gateway.url("/plain/slow?ms=500");
+    let burst = || futures_util::future::join_all((0..CONCURRENT).map(|_| get(&url, &[])));
+    for reply in burst().await {
+        assert_eq!((reply.status, reply.body.as_str()), (200, "slow ok"));
+    }
+    let opened = upstream.connections.load(Ordering::SeqCst);
+    assert!(
+        (100..=CONCURRENT).contains(&opened),
+        "the first burst needs a connection for each request in flight: {opened}"
+    );
+    for reply in burst().await {
+        assert_eq!((reply.status, reply.body.as_str()), (200, "slow ok"));
+    }
+    assert_eq!(
+        upstream.connections.load(Ordering::SeqCst),
+        opened,
+        "the second burst runs on the first one's connections"
+    );
+
+    let metrics = get(&gateway.url("/metrics"), &[]).await.body;
+    let samples = support::metrics::parse(&metrics);
+    let authority = upstream.url().trim_start_matches("http://").to_owned();
+    assert_eq!(
+        support::metrics::value(
+            &samples,
+            "portcullis_upstream_connections_opened_total",
+            &[("upstream", &authority)]
+        ),
+        Some(opened as f64),
+        "{metrics}"
+    );
+}
+
 /// What a hand-written upstream does once it has answered a connection's first request.
 enum AfterAnswer {
     /// Close without having said so, as an app server whose keep-alive timeout ran out does.

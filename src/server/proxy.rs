@@ -17,6 +17,7 @@ use super::error::GatewayError;
 use super::headers::remove_hop_by_hop;
 use super::pool::{Pool, PooledBody};
 use crate::config::UpstreamConfig;
+use crate::telemetry;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -137,6 +138,9 @@ impl UpstreamClient {
             .handshake(stream)
             .await
             .map_err(|err| unreachable(&err))?;
+        let upstream = base.authority().map_or("-", |a| a.as_str()).to_owned();
+        metrics::counter!(telemetry::UPSTREAM_CONNECTIONS_OPENED_TOTAL, "upstream" => upstream)
+            .increment(1);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "upstream connection ended with an error");

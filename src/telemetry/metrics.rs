@@ -29,6 +29,10 @@ pub const REQUESTS_TOTAL: &str = "portcullis_requests_total";
 pub const DECISION_DURATION_SECONDS: &str = "portcullis_decision_duration_seconds";
 /// Histogram (seconds) `{route}`: upstream response time, headers received.
 pub const UPSTREAM_DURATION_SECONDS: &str = "portcullis_upstream_duration_seconds";
+/// Counter `{upstream}` (`host:port`): connections opened to the upstreams. Steady traffic
+/// reuses pooled ones; a rate that follows the request rate means the pool closes connections
+/// it should keep (`upstream.pool_max_idle_per_host`) or the upstream closes them.
+pub const UPSTREAM_CONNECTIONS_OPENED_TOTAL: &str = "portcullis_upstream_connections_opened_total";
 /// Counter `{result}` (`ok` | `error`): policy reloads.
 pub const POLICY_RELOADS_TOTAL: &str = "portcullis_policy_reloads_total";
 /// Gauge: generation number of the policy set serving now.
@@ -94,6 +98,10 @@ pub fn describe_metrics() {
         UPSTREAM_DURATION_SECONDS,
         Unit::Seconds,
         "Upstream response time by route."
+    );
+    describe_counter!(
+        UPSTREAM_CONNECTIONS_OPENED_TOTAL,
+        "Connections opened to the upstreams, by upstream."
     );
     describe_counter!(POLICY_RELOADS_TOTAL, "Policy reloads by result.");
     describe_gauge!(
