@@ -144,6 +144,18 @@ async fn hop_by_hop_headers_are_dropped_and_forwarded_headers_set() {
     );
     assert!(seen.header("x-request-id").is_some());
     assert!(reply.headers.contains_key("x-request-id"));
+
+    // Listing `Host` or the forwarding headers in `Connection` takes none of them away.
+    let reply = get(
+        &gateway.url("/app/y"),
+        &[("Connection", "Host, X-Forwarded-For, X-Forwarded-Host")],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let seen = upstream.last();
+    assert_eq!(seen.header("host"), Some(client_host.as_str()));
+    assert_eq!(seen.header("x-forwarded-host"), Some(client_host.as_str()));
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -258,7 +258,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The header names a `Connection` value lists: `close` names no header, and `keep-alive` is
-/// hop-by-hop already.
+/// hop-by-hop already. `Host` is never taken: it is part of the request target (RFC 9112
+/// §3.2), and without it the upstream would get a request HTTP/1.1 forbids and routes and
+/// `X-Forwarded-Host` would lose the name the client asked for.
 fn connection_listed_names(value: &HeaderValue) -> impl Iterator<Item = HeaderName> + '_ {
     value
         .as_bytes()
@@ -268,6 +270,7 @@ fn connection_listed_names(value: &HeaderValue) -> impl Iterator<Item = HeaderNa
             !token.is_empty()
                 && !token.eq_ignore_ascii_case(b"close")
                 && !token.eq_ignore_ascii_case(b"keep-alive")
+                && !token.eq_ignore_ascii_case(b"host")
         })
         .filter_map(|token| HeaderName::from_bytes(token).ok())
 }
@@ -580,6 +583,21 @@ mod tests {
             map.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             vec!["accept"]
         );
+    }
+
+    #[test]
+    fn a_connection_header_cannot_take_the_host_away() {
+        let mut map = headers(&[
+            ("host", "app.example.com"),
+            ("connection", "Host, x-hop"),
+            ("x-hop", "1"),
+        ]);
+        remove_hop_by_hop(&mut map);
+        assert_eq!(
+            map.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            vec!["host"]
+        );
+        assert_eq!(map["host"], "app.example.com");
     }
 
     #[test]
