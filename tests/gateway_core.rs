@@ -1073,10 +1073,30 @@ async fn a_close_ordered_inside_a_frame_follows_the_end_of_that_frame() {
     )]);
     let mut gateway = GatewayProcess::start_async("", &[("app.yaml", &routes)]).await;
     let mut socket = same_origin_socket(&gateway).await;
-    // Time for the first half to cross the gateway: the relay is inside the frame.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The relay is inside the frame once its first bytes wait at the client.
+    let tokio_tungstenite::MaybeTlsStream::Plain(client) = socket.get_ref() else {
+        panic!("a plain TCP socket");
+    };
+    let mut peeked = [0u8; 16];
+    let arrived = tokio::time::timeout(Duration::from_secs(5), client.peek(&mut peeked))
+        .await
+        .expect("the frame's first half reaches the client")
+        .unwrap();
+    assert!(arrived > 0);
+    let logs = gateway.stderr.clone();
     let exit = tokio::task::spawn_blocking(move || gateway.terminate());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !logs
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("shutting down"))
+    {
+        assert!(Instant::now() < deadline, "no shutdown began");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The close is ordered right after that line; give the bridge's task its turn first.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     go_on.send(()).unwrap();
     let received = tokio::time::timeout(Duration::from_secs(5), async {
         let mut received = Vec::new();
