@@ -1,4 +1,4 @@
-//! The HTML pages people see: login, error and logout, rendered with minijinja.
+//! The HTML pages people see: login, error, logout and its confirmation, rendered with minijinja.
 //!
 //! Defaults are embedded in the binary from `templates/`; a `templates` directory named in the
 //! config overrides any of them file by file (and may add partials the overrides `include` or
@@ -29,11 +29,16 @@ use serde::Serialize;
 pub const LOGIN_TEMPLATE: &str = "login.html";
 pub const ERROR_TEMPLATE: &str = "error.html";
 pub const LOGOUT_TEMPLATE: &str = "logout.html";
+pub const LOGOUT_CONFIRM_TEMPLATE: &str = "logout_confirm.html";
 
-const DEFAULTS: [(&str, &str); 3] = [
+const DEFAULTS: [(&str, &str); 4] = [
     (LOGIN_TEMPLATE, include_str!("../templates/login.html")),
     (ERROR_TEMPLATE, include_str!("../templates/error.html")),
     (LOGOUT_TEMPLATE, include_str!("../templates/logout.html")),
+    (
+        LOGOUT_CONFIRM_TEMPLATE,
+        include_str!("../templates/logout_confirm.html"),
+    ),
 ];
 
 /// Variables of `error.html`: the names Panel's auth error template uses.
@@ -141,6 +146,16 @@ pub struct LoginPage {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LogoutPage {
     pub login_url: String,
+}
+
+/// Variables of `logout_confirm.html`, shown when a logout request may not be the person's own
+/// (another site's link or image): a button that posts to `logout_action`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LogoutConfirmPage {
+    /// The form's `action`: `/oauth2/logout`.
+    pub logout_action: String,
+    /// Where "Stay signed in" goes.
+    pub cancel_url: String,
 }
 
 /// A template that could not be read, compiled or test-rendered.
@@ -272,6 +287,19 @@ impl Pages {
         })
     }
 
+    /// The "sign out?" page with its one-button form.
+    pub fn logout_confirm(&self, page: &LogoutConfirmPage) -> String {
+        self.render(LOGOUT_CONFIRM_TEMPLATE, page).unwrap_or_else(|| {
+            format!(
+                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign out?</title></head>\
+                 <body><h1>Sign out?</h1><form method=\"post\" action=\"{}\"><button type=\"submit\">Sign out</button></form>\
+                 <p><a href=\"{}\">Stay signed in</a></p></body></html>",
+                escape_html(&page.logout_action),
+                escape_html(&page.cancel_url)
+            )
+        })
+    }
+
     fn render<T: Serialize>(&self, name: &str, ctx: &T) -> Option<String> {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             self.env.get_template(name)?.render(Serde(ctx))
@@ -323,6 +351,14 @@ impl Pages {
                 LOGOUT_TEMPLATE,
                 Serde(&LogoutPage {
                     login_url: "/login".into(),
+                })
+                .into(),
+            ),
+            render(
+                LOGOUT_CONFIRM_TEMPLATE,
+                Serde(&LogoutConfirmPage {
+                    logout_action: "/oauth2/logout".into(),
+                    cancel_url: "/".into(),
                 })
                 .into(),
             ),

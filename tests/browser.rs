@@ -201,6 +201,10 @@ impl Driver {
         answer["text"].as_str().unwrap_or_default().to_owned()
     }
 
+    fn click_through(&mut self, text: &str, role: &str) -> Value {
+        self.run(json!({"cmd": "click_through", "text": text, "role": role, "timeout_ms": 30_000}))
+    }
+
     fn screenshot(&mut self, name: &str) {
         self.run(json!({"cmd": "screenshot", "name": name}));
     }
@@ -333,6 +337,38 @@ fn basic_login_form_in_chromium_reaches_the_upstream_and_a_refused_user_sees_the
     let other = browser.goto(&gateway.url("/app/reports"));
     assert_page(&other, 200, &["\"path\": \"/app/reports\""], &gateway);
 
+    // A link to the logout on another site's page (here a `data:` page, an opaque origin) only
+    // asks; the session holds until she confirms on the gateway's page.
+    let elsewhere = format!(
+        "data:text/html,<a href=\"{}\">Win a prize</a>",
+        gateway.url("/oauth2/logout")
+    );
+    browser.goto(&elsewhere);
+    let asked = browser.click_through("Win a prize", "link");
+    assert_page(&asked, 200, &["Sign out?", "Stay signed in"], &gateway);
+    browser.screenshot("04-logout-from-another-site-asks");
+    let still = browser.goto(&gateway.url("/app/reports"));
+    assert_page(&still, 200, &["\"path\": \"/app/reports\""], &gateway);
+    browser.goto(&elsewhere);
+    browser.click_through("Win a prize", "link");
+    let signed_out = browser.click_through("Sign out", "button");
+    assert_page(&signed_out, 200, &["You are signed out"], &gateway);
+    let login = browser.goto(&gateway.url("/app/home"));
+    assert_page(&login, 200, &["Sign in", "Username"], &gateway);
+
+    // Typed into the address bar, the logout needs no confirmation.
+    let home = browser.submit(json!({"username": "alice", "password": "alice-password"}));
+    assert_page(
+        &home,
+        200,
+        &["\"x-auth-request-user\": \"alice\""],
+        &gateway,
+    );
+    let typed = browser.goto(&gateway.url("/oauth2/logout"));
+    assert_page(&typed, 200, &["You are signed out"], &gateway);
+    let login = browser.goto(&gateway.url("/app/home"));
+    assert_page(&login, 200, &["Sign in", "Username"], &gateway);
+
     // dave logs in fine but is not an analyst: the gateway's 403 page.
     browser.new_session();
     let login = browser.goto(&gateway.url("/app/home"));
@@ -351,7 +387,7 @@ fn basic_login_form_in_chromium_reaches_the_upstream_and_a_refused_user_sees_the
     );
     assert_eq!(denied["title"], "403 Access denied", "{denied}");
     assert_eq!(path_of(&denied), "/app/home");
-    browser.screenshot("04-dave-denied");
+    browser.screenshot("05-dave-denied");
     eprintln!(
         "basic auth in chromium: {:.1} s",
         started.elapsed().as_secs_f64()

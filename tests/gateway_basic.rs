@@ -523,14 +523,17 @@ async fn websockets_close_when_their_session_logs_out_or_expires() {
     let mut other = open_socket(&setup.gateway, &staying).await;
 
     let mut browser = Browser::new();
+    let mut follows_own_link = vec![("cookie", leaving.as_str())];
+    follows_own_link.extend(FOLLOWED_LINK_ON_THIS_ORIGIN);
     let logout = browser
         .get_with_headers(
             &format!("{}/oauth2/logout", setup.base),
             HTML,
-            &[("cookie", leaving.as_str())],
+            &follows_own_link,
         )
         .await;
     assert_eq!(logout.status(), StatusCode::OK);
+    assert!(logout.text().await.unwrap().contains("You are signed out"));
     for socket in [&mut first, &mut second] {
         let frame = close_frame(socket, std::time::Duration::from_secs(5)).await;
         assert_eq!(
@@ -570,4 +573,166 @@ async fn websockets_close_when_their_session_logs_out_or_expires() {
         assert!(std::time::Instant::now() < deadline, "{metrics}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// The fetch metadata a browser sends when a person follows a link on a page of the gateway's
+/// own origin.
+const FOLLOWED_LINK_ON_THIS_ORIGIN: [(&str, &str); 3] = [
+    ("sec-fetch-site", "same-origin"),
+    ("sec-fetch-mode", "navigate"),
+    ("sec-fetch-dest", "document"),
+];
+
+/// A request's description, method and extra headers.
+type Attempt = (
+    &'static str,
+    reqwest::Method,
+    &'static [(&'static str, &'static str)],
+);
+
+/// A logout another site could have started (its link, image or form; or a client that does not
+/// say where it comes from, on a GET) ends nothing: the person is asked to confirm, with a form
+/// that posts back here. Their own POST, or a client that is not a browser, signs out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logout_another_site_could_have_started_asks_first_and_ends_nothing() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let setup = setup_with(BASIC_AUTH, |upstream| {
+        analysts_route("ws", "/ws/**", "    websocket: true\n", upstream)
+    })
+    .await;
+    let cookies = logged_in_cookies(&setup.base).await;
+    let mut socket = open_socket(&setup.gateway, &cookies).await;
+    let logout_url = format!("{}/oauth2/logout", setup.base);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // What another site, or a client that does not say where it comes from, can send.
+    let other_sites: [Attempt; 7] = [
+        ("a GET that says nothing", reqwest::Method::GET, &[]),
+        (
+            "another site's link",
+            reqwest::Method::GET,
+            &[
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate"),
+                ("sec-fetch-dest", "document"),
+            ],
+        ),
+        (
+            "a sibling subdomain's link",
+            reqwest::Method::GET,
+            &[
+                ("sec-fetch-site", "same-site"),
+                ("sec-fetch-mode", "navigate"),
+                ("sec-fetch-dest", "document"),
+            ],
+        ),
+        (
+            "an image on a page of this origin",
+            reqwest::Method::GET,
+            &[
+                ("sec-fetch-site", "same-origin"),
+                ("sec-fetch-mode", "no-cors"),
+                ("sec-fetch-dest", "image"),
+            ],
+        ),
+        (
+            "another site's form",
+            reqwest::Method::POST,
+            &[("origin", "http://evil.example")],
+        ),
+        (
+            "another port's form",
+            reqwest::Method::POST,
+            &[("origin", "http://127.0.0.1:1")],
+        ),
+        (
+            "another site's form, with fetch metadata",
+            reqwest::Method::POST,
+            &[("sec-fetch-site", "cross-site"), ("origin", "null")],
+        ),
+    ];
+    for (what, method, headers) in other_sites {
+        let mut request = client
+            .request(method, &logout_url)
+            .header("accept", HTML)
+            .header("cookie", &cookies);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{what}");
+        assert!(
+            response.headers().get("set-cookie").is_none(),
+            "{what}: no cookie is cleared"
+        );
+        assert_eq!(response.headers()["x-frame-options"], "DENY", "{what}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("Sign out?"), "{what}: {page}");
+        let action = r#"<form method="post" action="&#x2f;oauth2&#x2f;logout">"#;
+        assert!(page.contains(action), "{what}: {page}");
+    }
+    socket.send(Message::text("still here")).await.unwrap();
+    assert_eq!(
+        socket.next().await.unwrap().unwrap(),
+        Message::text("still here"),
+        "the session's socket stays open"
+    );
+    let app = client
+        .get(format!("{}/app/page", setup.base))
+        .header("cookie", &cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(app.status(), StatusCode::OK, "the session still works");
+
+    // The confirmation form posted from the page: the browser names this origin.
+    let confirmed = client
+        .post(&logout_url)
+        .header("accept", HTML)
+        .header("cookie", &cookies)
+        .header("origin", &setup.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    assert!(
+        confirmed.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0"),
+        "{:?}",
+        confirmed.headers()
+    );
+    assert!(
+        confirmed
+            .text()
+            .await
+            .unwrap()
+            .contains("You are signed out")
+    );
+    let frame = close_frame(&mut socket, std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        (frame.code, frame.reason.as_str()),
+        (CloseCode::Policy, "logged out")
+    );
+
+    // A POST from a client that is not a browser (no `Origin`, no fetch metadata) signs out too:
+    // no other site can make it send the person's cookie.
+    let script = logged_in_cookies(&setup.base).await;
+    let mut socket = open_socket(&setup.gateway, &script).await;
+    let response = client
+        .post(&logout_url)
+        .header("cookie", &script)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let frame = close_frame(&mut socket, std::time::Duration::from_secs(5)).await;
+    assert_eq!(frame.code, CloseCode::Policy);
 }

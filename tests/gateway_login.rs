@@ -225,8 +225,18 @@ async fn tampered_session_cookie_is_no_session() {
 async fn logout_clears_the_session_and_ends_it_at_the_provider() {
     let setup = setup().await;
     let mut browser = alice_logged_in(&setup).await;
+    let logout_url = format!("{}/oauth2/logout", setup.base);
+    // A GET that does not show it is the person's own (no fetch metadata) only asks.
+    let asked = browser.get(&logout_url, HTML).await;
+    assert_eq!(asked.status(), StatusCode::OK);
+    assert!(asked.text().await.unwrap().contains("Sign out?"));
+    assert!(browser.jar.contains_key(SESSION_COOKIE));
+    let page = browser.get(&format!("{}/app/page", setup.base), HTML).await;
+    assert_eq!(page.status(), StatusCode::OK, "the session still works");
+
+    // The confirmation form posted from that page.
     let logout = browser
-        .get(&format!("{}/oauth2/logout", setup.base), HTML)
+        .post_with_headers(&logout_url, HTML, &[("origin", &setup.base)])
         .await;
     assert_eq!(logout.status(), StatusCode::FOUND);
     let location = logout.headers()["location"].to_str().unwrap().to_owned();

@@ -10,11 +10,12 @@ use hyper::body::Incoming;
 
 use super::body::{self, Body};
 use super::guard::RequestContext;
+use super::initiator::{Initiator, initiator, is_page_navigation};
 use super::respond::{self, with_type};
 use super::state::Shared;
 use crate::identity::basic::{AuthError, CSRF_FIELD};
 use crate::identity::oidc::{CALLBACK_PATH, LoginError};
-use crate::pages::{self, ErrorPage, LoginPage, LogoutPage, ProviderButton};
+use crate::pages::{self, ErrorPage, LoginPage, LogoutConfirmPage, LogoutPage, ProviderButton};
 use crate::telemetry;
 
 pub const START_PATH: &str = "/oauth2/start";
@@ -258,8 +259,24 @@ fn auth_failure(
     response
 }
 
+/// Ends the session when the request is the person's own, and asks them to confirm when it may
+/// be another site's: a link or image elsewhere must not sign people out (nor, through the
+/// provider's end-session endpoint, out of every app that uses it).
 async fn logout(shared: &Shared, ctx: &RequestContext, parts: &Parts) -> Response<Body> {
     let session = shared.sessions.open(&parts.headers);
+    if session.is_some() && !logout_is_intended(parts) {
+        tracing::debug!("logout from another site or without fetch metadata: asking to confirm");
+        let page = LogoutConfirmPage {
+            logout_action: LOGOUT_PATH.into(),
+            cancel_url: "/".into(),
+        };
+        return with_type(
+            StatusCode::OK,
+            shared.pages.logout_confirm(&page),
+            "text/html; charset=utf-8",
+            &ctx.request_id,
+        );
+    }
     let cleared = shared.sessions.clear(&parts.headers);
     let provider_logout = match &session {
         Some(session) => shared.providers.logout(session).await,
@@ -286,6 +303,18 @@ async fn logout(shared: &Shared, ctx: &RequestContext, parts: &Parts) -> Respons
     };
     append_cookies(response.headers_mut(), cleared);
     response
+}
+
+/// Whether a logout request is the person's: a page of this origin (or the address bar) loading
+/// the logout page, or a POST that is not another origin's (a browser names the origin of every
+/// POST; one that names none is not a browser, which no other site can steer).
+fn logout_is_intended(parts: &Parts) -> bool {
+    let from = initiator(&parts.headers);
+    if parts.method == Method::POST {
+        from != Initiator::Elsewhere
+    } else {
+        from == Initiator::Here && is_page_navigation(&parts.headers)
+    }
 }
 
 /// The `rd` a login should return to: the query's, if it is safe (a path here, or a URL on an

@@ -12,6 +12,7 @@ mod gateway;
 pub mod guard;
 mod headers;
 mod idle;
+mod initiator;
 mod listen;
 mod login;
 mod meters;

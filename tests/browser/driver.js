@@ -11,6 +11,8 @@
 //                                    navigation's final (non-redirect) response; the page
 //   wait_text {text, timeout_ms}     wait until the page shows text (shadow DOM included)
 //   click {text}                     click the button with this text
+//   click_through {text, role, timeout_ms}   click the link (or button) with this text and wait
+//                                    for the navigation's final response; the page
 //   set_headers {headers}            extra request headers for this page's requests
 //   screenshot {name, settle_ms}     save DIR/name.png (after settle_ms)
 //   websockets                       the page's WebSockets: url, open, close code and reason
@@ -166,6 +168,13 @@ const commands = {
   async click({ text, timeout_ms = 10000 }) {
     await page.getByRole('button', { name: text }).first().click({ timeout: timeout_ms });
     return {};
+  },
+  async click_through({ text, role = 'link', timeout_ms = 30000 }) {
+    const navigation = finalNavigation(timeout_ms);
+    await page.getByRole(role, { name: text }).first().click({ timeout: timeout_ms });
+    const response = await navigation;
+    await page.waitForLoadState('load', { timeout: timeout_ms });
+    return describe(response);
   },
   async set_headers({ headers }) {
     await page.setExtraHTTPHeaders(headers);

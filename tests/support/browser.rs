@@ -111,6 +111,20 @@ impl Browser {
         self.send_with_cookies(request).await
     }
 
+    /// An empty POST to `url` with this browser's cookies and `headers`; no redirect is followed.
+    pub async fn post_with_headers(
+        &mut self,
+        url: &str,
+        accept: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.http.post(url).header("accept", accept);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send_with_cookies(request).await
+    }
+
     /// Posts `fields` as a form to `url` with this browser's cookies, asking for `accept`; no
     /// redirect is followed.
     pub async fn post_form(

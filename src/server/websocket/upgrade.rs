@@ -6,6 +6,7 @@ use http::{Method, Request};
 
 use crate::policy::Route;
 use crate::server::error::GatewayError;
+use crate::server::initiator::names_the_host;
 
 /// An HTTP/1.1 `Upgrade: websocket` request.
 pub fn is_upgrade<B>(request: &Request<B>) -> bool {
@@ -70,28 +71,6 @@ pub fn check_origin(headers: &HeaderMap, route: &Route) -> Result<(), GatewayErr
     } else {
         Err(GatewayError::CrossOriginWebSocket { origin })
     }
-}
-
-/// Whether `origin` (`scheme://host[:port]`) names the host and port of `host` (a `Host`
-/// value; without a port, the default port of the origin's scheme: the gateway may sit behind
-/// a proxy that terminates TLS).
-fn names_the_host(origin: &str, host: &str) -> bool {
-    let Ok(origin) = url::Url::parse(origin) else {
-        return false;
-    };
-    let Ok(host) = host.parse::<http::uri::Authority>() else {
-        return false;
-    };
-    let default_port = match origin.scheme() {
-        "https" => 443,
-        "http" => 80,
-        _ => return false,
-    };
-    let Some(origin_host) = origin.host_str() else {
-        return false;
-    };
-    origin_host.eq_ignore_ascii_case(host.host())
-        && origin.port().unwrap_or(default_port) == host.port_u16().unwrap_or(default_port)
 }
 
 /// Headers that belong to one handshake and must not be copied to the other.
