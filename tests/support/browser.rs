@@ -104,11 +104,8 @@ impl Browser {
         accept: &str,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
-        let mut request = self.http.get(url).header("accept", accept);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        self.send_with_cookies(request).await
+        self.send_with_headers(reqwest::Method::GET, url, accept, headers)
+            .await
     }
 
     /// An empty POST to `url` with this browser's cookies and `headers`; no redirect is followed.
@@ -118,7 +115,18 @@ impl Browser {
         accept: &str,
         headers: &[(&str, &str)],
     ) -> reqwest::Response {
-        let mut request = self.http.post(url).header("accept", accept);
+        self.send_with_headers(reqwest::Method::POST, url, accept, headers)
+            .await
+    }
+
+    async fn send_with_headers(
+        &mut self,
+        method: reqwest::Method,
+        url: &str,
+        accept: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.http.request(method, url).header("accept", accept);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
