@@ -383,7 +383,7 @@ fn classify(error: Token, route: Option<&str>, right: Option<&str>) -> VerifyErr
 /// Reads the claims with one query a kind of fact. A query trusts only the authority block and
 /// the authorizer, so attenuation blocks cannot inject claims. Queries, not rules copying the
 /// facts into one predicate: such rules would run in every iteration of the authorizer's
-/// fixpoint, and cost about twice what the whole authorization does without them.
+/// fixpoint, and cost more than twice what the whole authorization does without them.
 fn read_claims(authorizer: &mut biscuit_auth::Authorizer) -> Result<Claims, VerifyError> {
     let mut values = |query: biscuit_auth::builder::Rule| -> Result<Vec<Term>, VerifyError> {
         let facts: Vec<biscuit_auth::builder::Fact> =
