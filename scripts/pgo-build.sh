@@ -14,8 +14,8 @@
 #
 # The profile tells LLVM which branches the request path takes, so it lays the hot code out
 # together and inlines by measured heat: over a quarter fewer instructions a request and well
-# under half the instruction-cache misses on the guest route (callgrind figures in the README's
-# Performance section), with the same source. Steps 1 and 4 are full fat-LTO builds: about
+# under half the instruction-cache misses on the guest route (callgrind figures in
+# docs/performance.md), with the same source. Steps 1 and 4 are full fat-LTO builds: about
 # 20 minutes in all on 2 idle cores, more on a busy machine. Training (TRAINING=8s a route) is
 # skipped when the profile is newer than the instrumented binary.
 set -euo pipefail

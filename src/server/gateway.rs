@@ -44,8 +44,8 @@ use crate::watch::DirWatch;
 /// request's polls take microseconds, and at 61 a busy worker called `epoll_wait` 0.07 times a
 /// request to pick up a few events at a time. It now drains its ready tasks first (0.01 to 0.04
 /// calls a request at 64 to 256 clients): 2% to 3% less CPU a request at 64 clients, up to 10%
-/// more requests/s at 256 (README, Performance). 1,024 polls of microseconds each still bound
-/// the wait of a new event to a millisecond or two.
+/// more requests/s at 256 (docs/performance.md, the event interval). 1,024 polls of
+/// microseconds each still bound the wait of a new event to a millisecond or two.
 const WORKER_EVENT_INTERVAL: u32 = 1024;
 
 /// A bound, ready-to-run gateway.
