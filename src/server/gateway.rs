@@ -407,7 +407,12 @@ impl Serving {
         let result = match protocol {
             Protocol::Http1 => {
                 let connection = self.connection.clone();
-                let service = service_fn(move |request| guard::handle(connection.clone(), request));
+                // hyper keeps a slot for the service's future in every open connection, idle
+                // or not: boxed, the slot is a pointer and a request's ~5 KiB live only while
+                // it is in flight (an idle keep-alive connection 27.7 KiB instead of 33.0, for
+                // about 170 more instructions a request).
+                let service =
+                    service_fn(move |request| Box::pin(guard::handle(connection.clone(), request)));
                 let mut builder = http1::Builder::new();
                 builder
                     .timer(self.deadlines.clone())

@@ -576,10 +576,10 @@ fn log_error(ctx: &RequestContext, error: &GatewayError) {
 mod tests {
     use super::*;
 
-    /// hyper keeps a slot for this future in every open HTTP/1 connection, idle or not
-    /// (`Box::pin(None)` when the connection is accepted), so 10,000 keep-alive clients pay its
-    /// size 10,000 times, and a buffer held across an await would show up as megabytes. It is
-    /// 4,912 bytes in both the test and the release build.
+    /// Every request in flight holds this future (boxed, see `Serving::serve`), and each await
+    /// into it moves the next one into place: a buffer held across an await would cost every
+    /// request its size in memory and in copies. It is 4,912 bytes in both the test and the
+    /// release build.
     #[test]
     fn the_request_future_stays_small() {
         fn returned<A, B, F: Fn(A, B) -> R, R>(_: F) -> usize {
