@@ -1,9 +1,9 @@
 """What an idle keep-alive HTTP/1.1 connection costs the gateway in memory.
 
 Starts the gateway on its embedded default (the built-in demo upstream) on a free port of
-127.0.0.1, opens CONNECTIONS keep-alive connections, sends
-one request on each and reads its response, holds them all open and prints the gateway's RSS
-before and after, and the cost a connection. Browsers keep such connections open between a
+127.0.0.1, opens CONNECTIONS keep-alive connections, sends one request on each and reads its
+response, holds them all open and prints the gateway's RSS before and after, and the cost a
+connection. Browsers keep such connections open between a
 dashboard's requests, so a gateway in front of many users holds thousands of them.
 
     python3 benches/idle_connections.py [GATEWAY_BINARY] [CONNECTIONS]
@@ -15,6 +15,7 @@ import re
 import resource
 import subprocess
 import sys
+import threading
 import time
 
 
@@ -59,7 +60,7 @@ async def hold(port: int, count: int, pid: int) -> None:
 def main() -> None:
     binary = sys.argv[1] if len(sys.argv) > 1 else "target/release/portcullis"
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < count + 100:
         sys.exit(f"the descriptor limit ({hard}) is below {count} connections")
     # The gateway inherits the raised limit; it needs one descriptor a connection too.
@@ -83,6 +84,8 @@ def main() -> None:
                 port = int(found.group(1))
         if port is None:
             sys.exit("the gateway did not say where it listens")
+        # Keep reading its output, or a full pipe would stall the gateway's next log line.
+        threading.Thread(target=gateway.stdout.read, daemon=True).start()
         asyncio.run(hold(port, count, gateway.pid))
     finally:
         gateway.terminate()
