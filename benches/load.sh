@@ -16,11 +16,11 @@
 # moves a single run by 10% to 40%, and interleaving spreads a slow spell over all targets
 # instead of landing on one.
 # Prints requests/s, p50 and p99 for each, the portcullis/nginx ratios (of the medians, and the
-# median and range of the ratios within each round), portcullis's peak RSS,
-# and for every target the CPU time per 1,000 requests of the server under test and the share of
-# the cores it got. The upstream and the nginx proxy are separate nginx instances so that
-# nginx's CPU time is its own, and so that every proxy's upstream leg crosses to another
-# process. Installs wrk and nginx from Debian if missing.
+# median and range of the ratios within each round), portcullis's peak RSS, and for every
+# target the CPU time per 1,000 requests of the server under test (all of it, and its user time
+# alone) and the share of the cores it got. The upstream and the nginx proxy are separate nginx
+# instances so that nginx's CPU time is its own, and so that every proxy's upstream leg crosses
+# to another process. Installs wrk and nginx from Debian if missing.
 #
 # Cores: by default (PIN=1) wrk and the upstream run on core 0 and the proxy under test on the
 # others, so each proxy gets the same whole cores and requests/s compares the work the proxies
@@ -208,8 +208,12 @@ curl -fsS -b "$jar" -c "$jar" -o /dev/null -H 'accept: text/html' \
 session=$(awk '$6 ~ /^_portcullis/ {printf "%s%s=%s", sep, $6, $7; sep="; "}' "$jar")
 [ -n "$session" ] || { echo "login failed: no session cookie" >&2; exit 1; }
 
-# User plus system time of the given processes, in clock ticks.
-cpu_ticks() { for pid in "$@"; do cat "/proc/$pid/stat"; done | awk '{ t += $14 + $15 } END { print t }'; }
+# User plus system time of the given processes, in clock ticks; with `user`, user time alone.
+cpu_ticks() {
+  local fields='$14 + $15'
+  [ "$1" = user ] && { fields='$14'; shift; }
+  for pid in "$@"; do cat "/proc/$pid/stat"; done | awk "{ t += $fields } END { print t }"
+}
 nginx_workers() { pgrep -P "$(cat "$work/$1.pid")" | tr '\n' ' '; }
 # Whose CPU time each target measures: the server under test (for `direct`, the upstream).
 declare -A measured=(
@@ -232,16 +236,20 @@ to_us() {
 }
 
 # Per target: the figures of every round, space-separated; requests, seconds and CPU ticks summed.
-declare -A rps p50 p99 requests seconds ticks
+declare -A rps p50 p99 requests seconds ticks user_ticks
 run() {
-  local name=$1 url=$2 cookie=${3:-none=1} out before
+  local name=$1 url=$2 cookie=${3:-none=1} out before before_user
   curl -fsS -o /dev/null -H "cookie: $cookie" "$url" || { echo "$name: $url does not answer" >&2; exit 1; }
   # CPU time over the measured run only (the warm-up's requests are not counted).
   # shellcheck disable=SC2086 # a list of pids
   before=$(cpu_ticks ${measured[$name]})
+  # shellcheck disable=SC2086
+  before_user=$(cpu_ticks user ${measured[$name]})
   out=$("${on_load[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "cookie: $cookie" "$url")
   # shellcheck disable=SC2086
   ticks[$name]=$((${ticks[$name]:-0} + $(cpu_ticks ${measured[$name]}) - before))
+  # shellcheck disable=SC2086
+  user_ticks[$name]=$((${user_ticks[$name]:-0} + $(cpu_ticks user ${measured[$name]}) - before_user))
   rps[$name]+="$(awk '/^Requests\/sec/ {print $2}' <<<"$out") "
   requests[$name]=$((${requests[$name]:-0} + $(awk '/requests in/ {print $1}' <<<"$out")))
   seconds[$name]=$(awk -v s="${seconds[$name]:-0}" '/requests in/ { sub(/s,$/, "", $4); print s + $4 }' <<<"$out")
@@ -282,7 +290,12 @@ done
 
 hz=$(getconf CLK_TCK)
 peak_rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$portcullis_pid/status")
-per_1k() { awk -v t="${ticks[$1]}" -v hz="$hz" -v n="${requests[$1]}" 'BEGIN { printf "%.1f", (t / hz * 1000) / (n / 1000) }'; }
+# CPU per 1,000 requests in ms; with `user`, user time alone (the rest is the kernel's).
+per_1k() {
+  local t=${ticks[$1]}
+  [ "${2:-}" = user ] && t=${user_ticks[$1]}
+  awk -v t="$t" -v hz="$hz" -v n="${requests[$1]}" 'BEGIN { printf "%.1f", (t / hz * 1000) / (n / 1000) }'
+}
 cpus() { awk -v t="${ticks[$1]}" -v hz="$hz" -v s="${seconds[$1]}" 'BEGIN { printf "%.2f", t / hz / s }'; }
 
 echo
@@ -293,13 +306,13 @@ if [ "$PIN" = 1 ]; then
 else
   echo "cores: not pinned; the upstream runs $upstream_workers nginx workers"
 fi
-printf "%-20s %12s %10s %10s %13s %6s   %s\n" target "requests/s" "p50 (us)" "p99 (us)" "CPU ms/1k req" CPUs "requests/s per round"
+printf "%-20s %12s %10s %10s %13s %9s %6s   %s\n" target "requests/s" "p50 (us)" "p99 (us)" "CPU ms/1k req" "of it user" CPUs "requests/s per round"
 declare -A median_rps median_p99
 for name in "${targets[@]}"; do
   median_rps[$name]=$(median "${rps[$name]}")
   median_p99[$name]=$(median "${p99[$name]}")
-  printf "%-20s %12.0f %10.0f %10.0f %13s %6s   %s\n" "$name" "${median_rps[$name]}" "$(median "${p50[$name]}")" \
-    "${median_p99[$name]}" "$(per_1k "$name")" "$(cpus "$name")" "$(tr ' ' '\n' <<<"${rps[$name]}" | grep . | awk '{ printf "%.0f ", $1 }')"
+  printf "%-20s %12.0f %10.0f %10.0f %13s %9s %6s   %s\n" "$name" "${median_rps[$name]}" "$(median "${p50[$name]}")" \
+    "${median_p99[$name]}" "$(per_1k "$name")" "$(per_1k "$name" user)" "$(cpus "$name")" "$(tr ' ' '\n' <<<"${rps[$name]}" | grep . | awk '{ printf "%.0f ", $1 }')"
 done
 # figures of a target, figures of its baseline (space-separated, one per round): the median of
 # the ratios of each round, then the lowest and the highest. A round's two runs are minutes
@@ -331,4 +344,4 @@ echo "portcullis: peak RSS $((peak_rss_kib / 1024)) MiB"
 if [ -n "$pgo_pid" ]; then
   echo "portcullis (PGO): peak RSS $(($(awk '/VmHWM/ {print $2}' "/proc/$pgo_pid/status") / 1024)) MiB"
 fi
-echo "CPU: the server under test's user + system time (direct: the upstream nginx's workers; nginx: the proxy's workers)"
+echo "CPU: the server under test's user + system time (direct: the upstream nginx's workers; nginx: the proxy's workers); \"of it user\": its user time alone, the rest is the kernel's"
