@@ -3,8 +3,8 @@
 Starts the gateway on its embedded default (the built-in demo upstream) on a free port of
 127.0.0.1, opens CONNECTIONS keep-alive connections, sends one request on each and reads its
 response, holds them all open and prints the gateway's RSS before and after, and the cost a
-connection. Browsers keep such connections open between a
-dashboard's requests, so a gateway in front of many users holds thousands of them.
+connection. Browsers keep such connections open between a dashboard's requests, so a gateway
+in front of many users holds thousands of them.
 
     python3 benches/idle_connections.py [GATEWAY_BINARY] [CONNECTIONS]
     python3 benches/idle_connections.py target/pgo/portcullis 10000

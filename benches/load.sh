@@ -208,12 +208,8 @@ curl -fsS -b "$jar" -c "$jar" -o /dev/null -H 'accept: text/html' \
 session=$(awk '$6 ~ /^_portcullis/ {printf "%s%s=%s", sep, $6, $7; sep="; "}' "$jar")
 [ -n "$session" ] || { echo "login failed: no session cookie" >&2; exit 1; }
 
-# User plus system time of the given processes, in clock ticks; with `user`, user time alone.
-cpu_ticks() {
-  local fields='$14 + $15'
-  [ "$1" = user ] && { fields='$14'; shift; }
-  for pid in "$@"; do cat "/proc/$pid/stat"; done | awk "{ t += $fields } END { print t }"
-}
+# User plus system time of the given processes, then their user time alone, in clock ticks.
+cpu_ticks() { for pid in "$@"; do cat "/proc/$pid/stat"; done | awk '{ t += $14 + $15; u += $14 } END { print t, u }'; }
 nginx_workers() { pgrep -P "$(cat "$work/$1.pid")" | tr '\n' ' '; }
 # Whose CPU time each target measures: the server under test (for `direct`, the upstream).
 declare -A measured=(
@@ -238,18 +234,16 @@ to_us() {
 # Per target: the figures of every round, space-separated; requests, seconds and CPU ticks summed.
 declare -A rps p50 p99 requests seconds ticks user_ticks
 run() {
-  local name=$1 url=$2 cookie=${3:-none=1} out before before_user
+  local name=$1 url=$2 cookie=${3:-none=1} out before before_user after after_user
   curl -fsS -o /dev/null -H "cookie: $cookie" "$url" || { echo "$name: $url does not answer" >&2; exit 1; }
   # CPU time over the measured run only (the warm-up's requests are not counted).
   # shellcheck disable=SC2086 # a list of pids
-  before=$(cpu_ticks ${measured[$name]})
-  # shellcheck disable=SC2086
-  before_user=$(cpu_ticks user ${measured[$name]})
+  read -r before before_user < <(cpu_ticks ${measured[$name]})
   out=$("${on_load[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "cookie: $cookie" "$url")
   # shellcheck disable=SC2086
-  ticks[$name]=$((${ticks[$name]:-0} + $(cpu_ticks ${measured[$name]}) - before))
-  # shellcheck disable=SC2086
-  user_ticks[$name]=$((${user_ticks[$name]:-0} + $(cpu_ticks user ${measured[$name]}) - before_user))
+  read -r after after_user < <(cpu_ticks ${measured[$name]})
+  ticks[$name]=$((${ticks[$name]:-0} + after - before))
+  user_ticks[$name]=$((${user_ticks[$name]:-0} + after_user - before_user))
   rps[$name]+="$(awk '/^Requests\/sec/ {print $2}' <<<"$out") "
   requests[$name]=$((${requests[$name]:-0} + $(awk '/requests in/ {print $1}' <<<"$out")))
   seconds[$name]=$(awk -v s="${seconds[$name]:-0}" '/requests in/ { sub(/s,$/, "", $4); print s + $4 }' <<<"$out")
