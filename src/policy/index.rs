@@ -82,11 +82,12 @@ impl RouteIndex {
 
 impl PathIndex {
     fn best(&self, routes: &[RouteEntry], req: &RequestInfo) -> Option<usize> {
-        let first = req
-            .path
-            .get(1..)
-            .and_then(|p| p.split('/').next())
-            .unwrap_or("");
+        // A byte search: `split('/')` sets up a general pattern searcher for a segment or two.
+        let rest = req.path.get(1..).unwrap_or("");
+        let first = rest
+            .bytes()
+            .position(|byte| byte == b'/')
+            .map_or(rest, |end| &rest[..end]);
         let keyed = self.by_first.get(first).map_or(&[][..], Vec::as_slice);
         keyed
             .iter()

@@ -16,6 +16,7 @@ mod initiator;
 mod listen;
 mod login;
 mod meters;
+mod outgoing;
 pub mod path;
 mod pool;
 mod proxy;

@@ -15,6 +15,7 @@ use super::body::Body;
 use super::deadline::Deadlines;
 use super::error::GatewayError;
 use super::headers::remove_hop_by_hop;
+use super::outgoing::Outgoing;
 use super::pool::{Pool, PooledBody};
 use crate::config::UpstreamConfig;
 use crate::telemetry;
@@ -50,14 +51,14 @@ impl UpstreamClient {
         })
     }
 
-    /// Sends `request` (already rewritten for the upstream: origin-form target, HTTP/1.1) to the
-    /// upstream at `base` and returns its response with hop-by-hop headers removed. The response
-    /// body streams; only the wait for the response headers is timed, from `started` (the
-    /// caller's clock reading, so that the request takes one).
+    /// Sends the request in `outgoing` (already rewritten for the upstream: origin-form target,
+    /// HTTP/1.1) to the upstream at `base` and returns its response with hop-by-hop headers
+    /// removed. The response body streams; only the wait for the response headers is timed,
+    /// from `started` (the caller's clock reading, so that the request takes one).
     pub async fn forward(
         &self,
         base: &Uri,
-        request: Request<Incoming>,
+        outgoing: &mut Outgoing,
         started: Instant,
     ) -> Result<Response<Body>, GatewayError> {
         // Selected here rather than through `Deadlines::timeout`: the request's future is built
@@ -65,7 +66,7 @@ impl UpstreamClient {
         let expired = self.deadlines.sleep_until(started + self.response_timeout);
         tokio::select! {
             biased;
-            sent = self.send(base, request, started) => sent,
+            sent = self.send(base, outgoing, started) => sent,
             () = expired => Err(GatewayError::UpstreamTimeout),
         }
     }
@@ -73,7 +74,7 @@ impl UpstreamClient {
     async fn send(
         &self,
         base: &Uri,
-        request: Request<Incoming>,
+        outgoing: &mut Outgoing,
         now: Instant,
     ) -> Result<Response<Body>, GatewayError> {
         let https = base.scheme() == Some(&http::uri::Scheme::HTTPS);
@@ -82,13 +83,13 @@ impl UpstreamClient {
             .ok_or_else(|| GatewayError::Internal("upstream has no authority".into()))?;
         let (origin, pooled) = self.pool.checkout(https, authority.as_str(), now);
         let (sender, response) = match pooled {
-            Some(sender) => match self.send_on(sender, request).await {
+            Some(sender) => match self.send_on(sender, outgoing).await {
                 Ok(sent) => sent,
                 // The pooled connection closed before taking the request (the upstream ended an
                 // idle keep-alive connection): the request is intact, send it on a fresh one.
-                Err(Unsent::Retry(request)) => {
+                Err(Unsent::Retry) => {
                     let sender = Box::pin(self.connect(base)).await?;
-                    self.send_on(sender, *request)
+                    self.send_on(sender, outgoing)
                         .await
                         .map_err(Unsent::into_error)?
                 }
@@ -96,7 +97,7 @@ impl UpstreamClient {
             },
             None => {
                 let sender = Box::pin(self.connect(base)).await?;
-                self.send_on(sender, request)
+                self.send_on(sender, outgoing)
                     .await
                     .map_err(Unsent::into_error)?
             }
@@ -107,18 +108,24 @@ impl UpstreamClient {
         Ok(Response::from_parts(parts, body))
     }
 
+    /// Sends the request on `sender`, or leaves it in `outgoing` when the connection was gone
+    /// before taking it.
     async fn send_on(
         &self,
         mut sender: SendRequest<Incoming>,
-        request: Request<Incoming>,
+        outgoing: &mut Outgoing,
     ) -> Result<(SendRequest<Incoming>, Response<Incoming>), Unsent> {
         if sender.ready().await.is_err() {
-            return Err(Unsent::Retry(Box::new(request)));
+            return Err(Unsent::Retry);
         }
+        let request = outgoing.take().map_err(Unsent::Refused)?;
         match sender.try_send_request(request).await {
             Ok(response) => Ok((sender, response)),
             Err(mut err) => match err.take_message() {
-                Some(request) => Err(Unsent::Retry(Box::new(request))),
+                Some(request) => {
+                    outgoing.put_back(request);
+                    Err(Unsent::Retry)
+                }
                 None => Err(Unsent::Failed(error_chain(err.error()))),
             },
         }
@@ -152,18 +159,22 @@ impl UpstreamClient {
 
 /// Why a request did not get a response on a connection.
 enum Unsent {
-    /// The connection was gone before the request left: it can go on another connection.
-    Retry(Box<Request<Incoming>>),
+    /// The connection was gone before the request left: it is back in its slot and can go on
+    /// another connection.
+    Retry,
     Failed(String),
+    /// There was no request to send.
+    Refused(GatewayError),
 }
 
 impl Unsent {
     fn into_error(self) -> GatewayError {
         match self {
-            Unsent::Retry(_) => {
+            Unsent::Retry => {
                 GatewayError::UpstreamFailed("the upstream closed the connection".into())
             }
             Unsent::Failed(reason) => GatewayError::UpstreamFailed(reason),
+            Unsent::Refused(error) => error,
         }
     }
 }

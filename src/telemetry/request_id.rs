@@ -72,7 +72,11 @@ pub fn new_request_id() -> RequestId {
     let mut digits = [0u8; 32];
     digits[..16].copy_from_slice(&prefix);
     digits[16..].copy_from_slice(&hex(count));
-    RequestId(http::HeaderValue::from_bytes(&digits).expect("hex digits are a header value"))
+    // Owned by the bytes themselves: one allocation holds the digits and the count of the two
+    // copies that go out (upstream and back to the client). A value copied from a slice takes
+    // a second allocation at its first clone, to share it.
+    let shared = bytes::Bytes::from_owner(digits);
+    RequestId(http::HeaderValue::from_maybe_shared(shared).expect("hex digits are a header value"))
 }
 
 fn hex(value: u64) -> [u8; 16] {
