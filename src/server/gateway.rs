@@ -408,11 +408,11 @@ impl Serving {
             Protocol::Http1 => {
                 let connection = self.connection.clone();
                 // hyper keeps a slot for the service's future in every open connection, idle
-                // or not: boxed, the slot is a pointer and a request's ~5 KiB live only while
-                // it is in flight (an idle keep-alive connection 27.6 KiB instead of 33.4:
-                // benches/idle_connections.py). The box is allocated first and the future
-                // written into it: `Box::pin(future)` built it on the stack and then copied
-                // all 4.9 KiB into the box, about 300 instructions a request.
+                // or not: boxed, the slot is a pointer and a request's ~3 KiB live only while
+                // it is in flight (an idle keep-alive connection 27.6 KiB instead of 33.4 when
+                // the future was 4.9 KiB: benches/idle_connections.py). The box is allocated
+                // first and the future written into it: `Box::pin(future)` built it on the
+                // stack and then copied all of it into the box, about 300 instructions a request.
                 let service = service_fn(move |request| {
                     let slot = Box::new_uninit();
                     Box::into_pin(Box::write(slot, guard::handle(connection.clone(), request)))

@@ -9,24 +9,24 @@ use hyper::body::Incoming;
 
 use super::error::GatewayError;
 
-pub struct Outgoing(Option<Request<Incoming>>);
+pub struct Outgoing<B = Incoming>(Option<Request<B>>);
 
-impl Outgoing {
-    pub fn new(request: Request<Incoming>) -> Self {
+impl<B> Outgoing<B> {
+    pub fn new(request: Request<B>) -> Self {
         Outgoing(Some(request))
     }
 
-    pub fn get_mut(&mut self) -> Result<&mut Request<Incoming>, GatewayError> {
+    pub fn get_mut(&mut self) -> Result<&mut Request<B>, GatewayError> {
         self.0.as_mut().ok_or_else(already_sent)
     }
 
     /// The request itself, for whatever sends or answers it; the slot is empty afterwards.
-    pub fn take(&mut self) -> Result<Request<Incoming>, GatewayError> {
+    pub fn take(&mut self) -> Result<Request<B>, GatewayError> {
         self.0.take().ok_or_else(already_sent)
     }
 
     /// Puts back a request a connection handed back unsent, for another connection to take.
-    pub fn put_back(&mut self, request: Request<Incoming>) {
+    pub fn put_back(&mut self, request: Request<B>) {
         self.0 = Some(request);
     }
 }
@@ -35,4 +35,25 @@ impl Outgoing {
 /// this is a bug, answered as a 500 rather than a panic.
 fn already_sent() -> GatewayError {
     GatewayError::Internal("the request was already taken".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_taken_once_until_it_is_put_back() {
+        let mut outgoing = Outgoing::new(Request::builder().uri("/a").body(()).unwrap());
+        *outgoing.get_mut().unwrap().uri_mut() = "/b".parse().unwrap();
+        let request = outgoing.take().unwrap();
+        assert_eq!(request.uri(), "/b");
+
+        for error in [outgoing.take().err(), outgoing.get_mut().err()] {
+            let error = error.expect("an empty slot is an error, not a panic");
+            assert_eq!(error.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        }
+
+        outgoing.put_back(request);
+        assert_eq!(outgoing.take().unwrap().uri(), "/b");
+    }
 }
