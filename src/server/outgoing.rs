@@ -17,12 +17,12 @@ impl<B> Outgoing<B> {
     }
 
     pub fn get_mut(&mut self) -> Result<&mut Request<B>, GatewayError> {
-        self.0.as_mut().ok_or_else(already_sent)
+        self.0.as_mut().ok_or_else(already_taken)
     }
 
     /// The request itself, for whatever sends or answers it; the slot is empty afterwards.
     pub fn take(&mut self) -> Result<Request<B>, GatewayError> {
-        self.0.take().ok_or_else(already_sent)
+        self.0.take().ok_or_else(already_taken)
     }
 
     /// Puts back a request a connection handed back unsent, for another connection to take.
@@ -33,7 +33,7 @@ impl<B> Outgoing<B> {
 
 /// The guard fills the slot once and takes from it once (again only after a `put_back`), so
 /// this is a bug, answered as a 500 rather than a panic.
-fn already_sent() -> GatewayError {
+fn already_taken() -> GatewayError {
     GatewayError::Internal("the request was already taken".into())
 }
 
