@@ -8,9 +8,13 @@
 #   4. portcullis on an authenticated route: a session cookie from a real (form) login, a
 #      policy with a CEL condition, identity headers and a capability token on every request
 #   5. examples/bare_proxy.rs: hyper's HTTP/1.1 server and client with nothing else, the floor
-#      of this HTTP stack, to tell what hyper costs from what the gateway adds
+#      of this HTTP stack, to tell what hyper costs from what the gateway adds; bare_hyper_auth:
+#      the same proxy sent target 4's request and sending upstream what target 4 sends (its
+#      X-Forwarded-*, request id, identity and capability headers, captured from the gateway),
+#      the floor for the authenticated route with its session, policy and token for free
 #   6. with PGO=1, 3 and 4 again through a profile-guided build of the same source
-#      (scripts/pgo-build.sh, which trains on this script's load), served side by side
+#      (scripts/pgo-build.sh, which trains on this script's load), served side by side, and
+#      bare_hyper_pgo / bare_hyper_pgo_auth: 5 built the same way
 # The targets run in ROUNDS interleaved rounds (one run of each target per round, every other
 # round in reverse order) and each figure is the median over the rounds: a shared 2-core VM
 # moves a single run by 10% to 40%, and interleaving spreads a slow spell over all targets
@@ -62,11 +66,16 @@ fi
 WORKERS=${WORKERS:-$proxy_cores}
 PGO=${PGO:-0}
 GATEWAY=${GATEWAY:-./target/release/portcullis}
+BARE=${BARE:-./target/release/examples/bare_proxy}
 UPSTREAM_PORT=18081
 NGINX_PORT=18082
 PORTCULLIS_PORT=18083
 BARE_PORT=18084
 PGO_PORT=18085
+BARE_AUTH_PORT=18086
+BARE_PGO_PORT=18087
+BARE_PGO_AUTH_PORT=18088
+CAPTURE_PORT=18089
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -175,8 +184,11 @@ EOF
 # script's session would split one share with wrk while nginx got a share to itself. (setsid
 # runs the program in place: a background job of a script is not a process group leader.)
 own_session=(setsid "${on_proxy[@]}")
-"${own_session[@]}" ./target/release/examples/bare_proxy "127.0.0.1:$BARE_PORT" "127.0.0.1:$UPSTREAM_PORT" >"$work/bare.out" 2>&1 &
-bare_pid=$!
+bare() { # binary, port, log[, headers file]; prints the pid
+  "${own_session[@]}" "$1" "127.0.0.1:$2" "127.0.0.1:$UPSTREAM_PORT" ${4:+"$4"} >"$3" 2>&1 &
+  echo $!
+}
+bare_pid=$(bare "$BARE" "$BARE_PORT" "$work/bare.out")
 pids+=("$bare_pid")
 serve() { # binary, config, log; prints the pid once the gateway listens
   RUST_LOG=warn "${own_session[@]}" "$1" serve --config "$2" >"$3" 2>&1 &
@@ -208,6 +220,32 @@ curl -fsS -b "$jar" -c "$jar" -o /dev/null -H 'accept: text/html' \
 session=$(awk '$6 ~ /^_portcullis/ {printf "%s%s=%s", sep, $6, $7; sep="; "}' "$jar")
 [ -n "$session" ] || { echo "login failed: no session cookie" >&2; exit 1; }
 
+# What the authenticated route sends upstream besides the client's own headers, for the bare
+# proxy to send: a gateway of the same config (secrets, keys) with the route's upstream swapped
+# for builtin:whoami, which answers with the headers it received, asked with the same cookie.
+mkdir -p "$work/capture/policies"
+sed "s|^listen: .*|listen: 127.0.0.1:$CAPTURE_PORT|; s|^policies: .*|policies: capture/policies|" \
+  "$work/gateway.yaml" >"$work/gateway-capture.yaml"
+awk -v up="http://127.0.0.1:$UPSTREAM_PORT" '/name: authed/ { authed = 1 } authed && $1 == "upstream:" { sub(up, "builtin:whoami") } { print }' \
+  "$work/policies/bench.yaml" >"$work/capture/policies/bench.yaml"
+capture_pid=$(serve ./target/release/portcullis "$work/gateway-capture.yaml" "$work/capture.out")
+curl -fsS -H "cookie: $session" "http://127.0.0.1:$CAPTURE_PORT/authed/" | python3 -c '
+import json, sys
+for name, value in json.load(sys.stdin)["headers"].items():
+    if name not in ("host", "user-agent", "accept", "cookie"):
+        print(f"{name}: {value}")' >"$work/upstream-headers.txt"
+kill "$capture_pid"
+grep -qi '^x-auth-capability:' "$work/upstream-headers.txt" ||
+  { echo "capture: no capability token in what the authenticated route sends:" >&2; cat "$work/upstream-headers.txt" >&2; exit 1; }
+bare_auth_pid=$(bare "$BARE" "$BARE_AUTH_PORT" "$work/bare-auth.out" "$work/upstream-headers.txt")
+pids+=("$bare_auth_pid")
+bare_pgo_pid= bare_pgo_auth_pid=
+if [ "$PGO" = 1 ]; then
+  bare_pgo_pid=$(bare ./target/pgo/bare_proxy "$BARE_PGO_PORT" "$work/bare-pgo.out")
+  bare_pgo_auth_pid=$(bare ./target/pgo/bare_proxy "$BARE_PGO_AUTH_PORT" "$work/bare-pgo-auth.out" "$work/upstream-headers.txt")
+  pids+=("$bare_pgo_pid" "$bare_pgo_auth_pid")
+fi
+
 # User plus system time of the given processes, then their user time alone, in clock ticks.
 cpu_ticks() { for pid in "$@"; do cat "/proc/$pid/stat"; done | awk '{ t += $14 + $15; u += $14 } END { print t, u }'; }
 nginx_workers() { pgrep -P "$(cat "$work/$1.pid")" | tr '\n' ' '; }
@@ -219,6 +257,9 @@ declare -A measured=(
   [portcullis_guest]=$portcullis_pid
   [portcullis_auth]=$portcullis_pid
   [bare_hyper]=$bare_pid
+  [bare_hyper_auth]=$bare_auth_pid
+  [bare_hyper_pgo]=$bare_pgo_pid
+  [bare_hyper_pgo_auth]=$bare_pgo_auth_pid
   [portcullis_pgo_guest]=$pgo_pid
   [portcullis_pgo_auth]=$pgo_pid
 )
@@ -253,8 +294,8 @@ run() {
 }
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-targets=(direct nginx nginx_cookie portcullis_guest portcullis_auth bare_hyper)
-[ "$PGO" = 1 ] && targets+=(portcullis_pgo_guest portcullis_pgo_auth)
+targets=(direct nginx nginx_cookie portcullis_guest portcullis_auth bare_hyper bare_hyper_auth)
+[ "$PGO" = 1 ] && targets+=(portcullis_pgo_guest portcullis_pgo_auth bare_hyper_pgo bare_hyper_pgo_auth)
 [ -n "${TARGETS:-}" ] && read -ra targets <<<"$TARGETS"
 declare -A url=(
   [direct]="http://127.0.0.1:$UPSTREAM_PORT/"
@@ -263,10 +304,14 @@ declare -A url=(
   [portcullis_guest]="http://127.0.0.1:$PORTCULLIS_PORT/"
   [portcullis_auth]="http://127.0.0.1:$PORTCULLIS_PORT/authed/"
   [bare_hyper]="http://127.0.0.1:$BARE_PORT/"
+  [bare_hyper_auth]="http://127.0.0.1:$BARE_AUTH_PORT/authed/"
+  [bare_hyper_pgo]="http://127.0.0.1:$BARE_PGO_PORT/"
+  [bare_hyper_pgo_auth]="http://127.0.0.1:$BARE_PGO_AUTH_PORT/authed/"
   [portcullis_pgo_guest]="http://127.0.0.1:$PGO_PORT/"
   [portcullis_pgo_auth]="http://127.0.0.1:$PGO_PORT/authed/"
 )
-declare -A cookie=([portcullis_auth]="$session" [portcullis_pgo_auth]="$session" [nginx_cookie]="$session")
+declare -A cookie=([portcullis_auth]="$session" [portcullis_pgo_auth]="$session" [nginx_cookie]="$session"
+  [bare_hyper_auth]="$session" [bare_hyper_pgo_auth]="$session")
 for name in "${targets[@]}"; do # warm pools and caches
   "${on_load[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "cookie: ${cookie[$name]:-none=1}" "${url[$name]}" >/dev/null
 done
@@ -331,7 +376,7 @@ for name in "${targets[@]}"; do
   [ -n "${median_rps[nginx]:-}" ] || break
   ratios "$name" nginx
 done
-for name in portcullis_auth portcullis_pgo_auth; do # against nginx sent the same request
+for name in portcullis_auth portcullis_pgo_auth bare_hyper_auth bare_hyper_pgo_auth; do # against nginx sent the same request
   [ -n "${median_rps[$name]:-}" ] && [ -n "${median_rps[nginx_cookie]:-}" ] && ratios "$name" nginx_cookie
 done
 echo "portcullis: peak RSS $((peak_rss_kib / 1024)) MiB"
