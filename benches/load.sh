@@ -229,6 +229,7 @@ sed "s|^listen: .*|listen: 127.0.0.1:$CAPTURE_PORT|; s|^policies: .*|policies: c
 awk -v up="http://127.0.0.1:$UPSTREAM_PORT" '/name: authed/ { authed = 1 } authed && $1 == "upstream:" { sub(up, "builtin:whoami") } { print }' \
   "$work/policies/bench.yaml" >"$work/capture/policies/bench.yaml"
 capture_pid=$(serve ./target/release/portcullis "$work/gateway-capture.yaml" "$work/capture.out")
+pids+=("$capture_pid")
 curl -fsS -H "cookie: $session" "http://127.0.0.1:$CAPTURE_PORT/authed/" | python3 -c '
 import json, sys
 for name, value in json.load(sys.stdin)["headers"].items():
