@@ -13,7 +13,7 @@
 #    (a function both binaries share, hyper's, gets both counts).
 # 3. Merge the profile with the llvm-profdata of rustc's own LLVM version (Debian's llvm-N,
 #    installed if missing): rustc refuses a profile written in another LLVM version's format.
-# 4. Build again with `-Cprofile-use` (target/pgo-use) and copy the binary to target/pgo.
+# 4. Build again with `-Cprofile-use` (target/pgo-use) and copy both binaries to target/pgo.
 #
 # The profile tells LLVM which branches the request path takes, so it lays the hot code out
 # together and inlines by measured heat: over a quarter fewer instructions a request and well
@@ -42,8 +42,8 @@ merged=$profiles/merged.profdata
 if [ ! "$merged" -nt "$instrumented" ] || [ ! "$merged" -nt "$instrumented_bare" ]; then
   echo "pgo: training on the load bench's guest and authenticated routes" >&2
   rm -rf "$profiles/gateway" "$profiles/bare"
-  # Only the gateway is instrumented; build scripts of the step above wrote their own profiles
-  # into $profiles, so the gateway's go to a directory of their own, one file per run.
+  # Build scripts of the step above wrote their own profiles into $profiles, so the gateway's
+  # and the bare proxy's go to directories of their own, one file per run.
   gateway_profile="$profiles/gateway/%p.profraw"
   LLVM_PROFILE_FILE=$gateway_profile GATEWAY="$instrumented" PGO=0 \
     TARGETS="portcullis_guest portcullis_auth" ROUNDS=1 DURATION=${TRAINING:-8s} \
